@@ -1,0 +1,136 @@
+"""REST API ``/api/v1``: post facts, read a fact's fate, read a profile."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from flask import Blueprint, current_app, jsonify, request
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from sqlalchemy import select
+
+from hub.auth import require_api_key
+from hub.db import get_db
+from hub.facts import validate_facts
+from hub.ingest import notify, store_facts
+from hub.models import Fact, Message, Profile
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+OPENAPI_FILE = Path(__file__).parent / "openapi.yaml"
+
+
+def error(status: int, code: str, message: str, **extra: Any) -> Any:
+    response = jsonify({"error": code, "message": message, **extra})
+    response.status_code = status
+    return response
+
+
+@bp.post("/facts")
+@require_api_key
+def post_facts() -> Any:
+    """Store one fact or a list; 202 only once they are committed."""
+    settings = current_app.config["HUB_SETTINGS"]
+    try:
+        body = json.loads(request.get_data(cache=False) or b"")
+    except (ValueError, UnicodeDecodeError) as exc:
+        return error(400, "malformed_json", f"body is not valid JSON: {exc}")
+    items = body if isinstance(body, list) else [body]
+    if not isinstance(body, list | dict):
+        return error(400, "invalid_facts", "body must be a fact object or a list of facts")
+    if not items:
+        return error(400, "invalid_facts", "the list of facts is empty")
+    if len(items) > settings.max_facts_per_request:
+        return error(
+            413,
+            "too_many_facts",
+            f"{len(items)} facts in one request; the maximum is {settings.max_facts_per_request}",
+        )
+    facts, errors = validate_facts(items)
+    if errors:
+        return error(
+            400,
+            "invalid_facts",
+            f"{len(errors)} problem(s); nothing was stored",
+            errors=[e.model_dump() for e in errors],
+        )
+    stored = store_facts(get_db(), facts)
+    notify(settings, current_app.extensions["hub.redis"])
+    return jsonify({"facts": [{"id": s.id, "status": s.status} for s in stored]}), 202
+
+
+@bp.get("/facts/<int:fact_id>")
+@require_api_key
+def get_fact(fact_id: int) -> Any:
+    """A fact, its status, the rules it fired and the state of their jobs."""
+    with get_db().session() as session:
+        fact = session.get(Fact, fact_id)
+        if fact is None:
+            return error(404, "not_found", f"no fact with id {fact_id}")
+        body = fact.as_dict() | {
+            "status": fact.status,
+            "profile_id": fact.profile_id,
+            "received_at": fact.received_at.isoformat(),
+            "evaluated_at": fact.evaluated_at.isoformat() if fact.evaluated_at else None,
+            "error": fact.error,
+            "firings": [
+                {
+                    "rule": f.rule_name,
+                    "rule_file": f.rule_file,
+                    "ruleset_version": f.ruleset_version,
+                    "fired_at": f.fired_at.isoformat(),
+                    "jobs": [j | {"status": _job_status(j["job_id"])} for j in f.jobs],
+                }
+                for f in fact.firings
+            ],
+            "messages": [
+                _message(m)
+                for m in session.scalars(select(Message).where(Message.fact_id == fact_id))
+            ],
+        }
+    return jsonify(body)
+
+
+@bp.get("/profiles")
+@require_api_key
+def find_profile() -> Any:
+    email = (request.args.get("email") or "").strip().lower()
+    if not email:
+        return error(400, "invalid_query", "give ?email=<address>")
+    with get_db().session() as session:
+        profile = session.scalar(select(Profile).where(Profile.email == email))
+        if profile is None:
+            return error(404, "not_found", f"no profile with email {email}")
+        return jsonify(profile.as_dict())
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    return jsonify(yaml.safe_load(OPENAPI_FILE.read_text()))
+
+
+def _job_status(job_id: str) -> str:
+    try:
+        return (
+            Job.fetch(job_id, connection=current_app.extensions["hub.redis"]).get_status()
+            or "unknown"
+        )
+    except NoSuchJobError:
+        return "expired"
+    except Exception:  # Redis down: the fact's story is still worth showing
+        return "unknown"
+
+
+def _message(m: Message) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "template": m.template,
+        "to": m.to_address,
+        "subject": m.subject,
+        "status": m.status,
+        "message_id": m.message_id,
+        "error": m.error,
+        "sent_at": m.sent_at.isoformat() if m.sent_at else None,
+    }

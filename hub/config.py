@@ -1,0 +1,115 @@
+"""Settings, read from ``HUB_*`` environment variables by strict parsers.
+
+Settings are read when the app or a command starts, never at import time, so tests build a
+:class:`Settings` directly instead of patching the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from hub.exceptions import ConfigError
+
+MAX_FACTS_PER_REQUEST = 1000
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the hub needs to know about where it runs."""
+
+    home: Path = Path("./var")
+    database_url: str | None = None
+    redis_url: str | None = None
+    smtp_url: str | None = None
+    mail_from: str = "hub@localhost"
+    rules_dir: Path = Path("./rules")
+    secret_key: str = field(default="", repr=False)
+    max_facts_per_request: int = MAX_FACTS_PER_REQUEST
+    max_body_bytes: int = MAX_BODY_BYTES
+    redis_prefix: str = "hub"
+    fact_batch_size: int = 500
+    claim_lease_seconds: int = 60
+    sweep_interval_seconds: int = 30
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in ``home``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'hub.sqlite3').resolve()}"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.home / "outbox"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
+    value = env.get(name, "").strip()
+    if not value:
+        return None
+    scheme = urlsplit(value).scheme.split("+", 1)[0]
+    if scheme not in schemes:
+        raise ConfigError(name, f"scheme {scheme!r} is not one of {', '.join(schemes)}")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(name, f"expected a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(name, f"expected a number above 0, got {value}")
+    return value
+
+
+def from_env(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from environment variables; raise :class:`ConfigError` naming the variable."""
+    env = os.environ if env is None else env
+    home = Path(env.get("HUB_HOME", "").strip() or "./var")
+    secret = env.get("HUB_SECRET_KEY", "")
+    if not secret:
+        secret = _embedded_secret(home)
+    elif len(secret) < 16:
+        raise ConfigError("HUB_SECRET_KEY", "must be at least 16 characters long")
+    return Settings(
+        home=home,
+        database_url=_url(env, "HUB_DATABASE_URL", ("sqlite", "postgresql")),
+        redis_url=_url(env, "HUB_REDIS_URL", ("redis", "rediss", "unix")),
+        smtp_url=_url(env, "HUB_SMTP_URL", ("smtp", "smtps")),
+        mail_from=env.get("HUB_MAIL_FROM", "").strip() or "hub@localhost",
+        rules_dir=Path(env.get("HUB_RULES_DIR", "").strip() or "./rules"),
+        secret_key=secret,
+        max_facts_per_request=_positive_int(
+            env, "HUB_MAX_FACTS_PER_REQUEST", MAX_FACTS_PER_REQUEST
+        ),
+        fact_batch_size=_positive_int(env, "HUB_FACT_BATCH_SIZE", 500),
+    )
+
+
+def _embedded_secret(home: Path) -> str:
+    """A per-installation secret kept in ``home`` so an embedded hub needs no setup."""
+    path = home / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    home.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process of the same installation made it first
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value)
+    return value

@@ -1,0 +1,52 @@
+"""Errors of the hub, kept apart by whether retrying can help."""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    """Base class of every error the hub raises on purpose."""
+
+
+class ConfigError(HubError):
+    """A setting is missing or has a value the hub cannot use."""
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable
+
+
+class RetriableError(HubError):
+    """A temporary failure (a service down, a timeout): the job is retried."""
+
+
+class FatalError(HubError):
+    """A failure that retrying cannot fix (bad data, a missing template)."""
+
+
+class RuleFileError(HubError):
+    """One or more rule files are invalid; ``errors`` holds every problem found."""
+
+    def __init__(self, errors: list[RuleProblem]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors))
+
+
+class RuleProblem:
+    """One problem in a rule file, with its place, printed as ``file:line:column: message``."""
+
+    def __init__(self, path: str, line: int, column: int, message: str) -> None:
+        self.path = path
+        self.line = line
+        self.column = column
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: {self.message}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": self.path,
+            "line": self.line,
+            "column": self.column,
+            "message": self.message,
+        }

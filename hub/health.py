@@ -1,0 +1,30 @@
+"""``/healthz``: can this process reach its database and Redis?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify
+
+from hub.db import get_db
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Any:
+    checks: dict[str, str] = {}
+    try:
+        get_db().ping()
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        current_app.extensions["hub.redis"].ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"error: {type(exc).__name__}"
+    healthy = all(v == "ok" for v in checks.values())
+    return jsonify(
+        {"status": "ok" if healthy else "unavailable", **checks}
+    ), 200 if healthy else 503

@@ -1,0 +1,225 @@
+"""Database tables of the hub (SQLAlchemy 2, declarative); migrations live in ``migrations/``."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ProfileStatus(enum.StrEnum):
+    """Consent state of a contact; only ``subscribed`` profiles get marketing mail."""
+
+    SUBSCRIBED = "subscribed"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+
+
+class FactStatus(enum.StrEnum):
+    """Where a fact is on its way through the rules."""
+
+    PENDING = "pending"  # stored, waiting for a worker
+    EVALUATING = "evaluating"  # claimed by a worker (lease in ``claimed_at``)
+    EVALUATED = "evaluated"  # rules matched, firings stored, action jobs enqueued
+    FAILED = "failed"  # could not be evaluated (see ``error``)
+
+
+class MessageStatus(enum.StrEnum):
+    """Delivery state of one mail."""
+
+    SENDING = "sending"  # handed to the transport; outcome unknown until ``sent``
+    SENT = "sent"
+    SKIPPED = "skipped"  # not sent on purpose (profile not subscribed); see ``error``
+    FAILED = "failed"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps are always timezone-aware UTC, also on SQLite (which stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: UTCDateTime}
+
+
+class Profile(Base):
+    __tablename__ = "profiles"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    # Stored lower-cased: the unique index makes email case-insensitive on every database.
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default=ProfileStatus.SUBSCRIBED.value)
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    external_ids: Mapped[list[ExternalId]] = relationship(
+        back_populates="profile", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The profile as rules and templates see it."""
+        return {
+            "id": self.id,
+            "email": self.email,
+            "status": self.status,
+            "fields": dict(self.fields or {}),
+            "tags": list(self.tags or []),
+            "external_ids": {x.source: x.external_id for x in self.external_ids},
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+        }
+
+
+class ExternalId(Base):
+    """The id a profile has in another system (``magento: 42``)."""
+
+    __tablename__ = "profile_external_ids"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(255))
+
+    profile: Mapped[Profile] = relationship(back_populates="external_ids")
+
+
+class Fact(Base):
+    __tablename__ = "facts"
+    __table_args__ = (
+        UniqueConstraint("source", "source_id", name="uq_facts_source_source_id"),
+        Index("ix_facts_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    type: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(64))
+    source_id: Mapped[str | None] = mapped_column(String(255))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    profile_ref: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    profile_id: Mapped[int | None] = mapped_column(
+        ForeignKey("profiles.id", ondelete="SET NULL"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(20), default=FactStatus.PENDING.value)
+    claim_token: Mapped[str | None] = mapped_column(String(64), index=True)
+    claimed_at: Mapped[datetime | None]
+    evaluated_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    firings: Mapped[list[RuleFiring]] = relationship(
+        back_populates="fact", order_by="RuleFiring.id", lazy="selectin"
+    )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fact as rules and templates see it."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "source": self.source,
+            "source_id": self.source_id,
+            "occurred_at": self.occurred_at.isoformat(),
+            "profile": dict(self.profile_ref or {}),
+            "data": dict(self.data or {}),
+        }
+
+
+class RuleFiring(Base):
+    """One rule firing on one fact: the answer to "why did this contact get this mail?"."""
+
+    __tablename__ = "rule_firings"
+    __table_args__ = (UniqueConstraint("fact_id", "rule_name", name="uq_firings_fact_rule"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    fact_id: Mapped[int] = mapped_column(ForeignKey("facts.id", ondelete="CASCADE"))
+    profile_id: Mapped[int | None] = mapped_column(
+        ForeignKey("profiles.id", ondelete="SET NULL"), index=True
+    )
+    rule_name: Mapped[str] = mapped_column(String(200))
+    rule_file: Mapped[str] = mapped_column(String(500))
+    ruleset_version: Mapped[str] = mapped_column(String(64))
+    jobs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    fired_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    fact: Mapped[Fact] = relationship(back_populates="firings")
+
+
+class ActionRun(Base):
+    """Ledger of action jobs that have taken effect, so a job run twice acts once."""
+
+    __tablename__ = "action_runs"
+
+    job_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    action: Mapped[str] = mapped_column(String(64))
+    fact_id: Mapped[int | None] = mapped_column(ForeignKey("facts.id", ondelete="SET NULL"))
+    finished_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(200), unique=True)
+    profile_id: Mapped[int | None] = mapped_column(
+        ForeignKey("profiles.id", ondelete="SET NULL"), index=True
+    )
+    fact_id: Mapped[int | None] = mapped_column(ForeignKey("facts.id", ondelete="SET NULL"))
+    rule_name: Mapped[str | None] = mapped_column(String(200))
+    template: Mapped[str] = mapped_column(String(200))
+    to_address: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default=MessageStatus.SENDING.value)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+
+class ApiKey(Base):
+    """An API key; only its SHA-256 digest is stored, the key is shown once at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]

@@ -1,0 +1,52 @@
+"""The hub's RQ worker and cron scheduler processes."""
+
+from __future__ import annotations
+
+import logging
+
+from rq import SimpleWorker
+from rq.cron import CronScheduler
+
+from hub import runtime
+from hub.config import Settings
+from hub.queue import ALL_QUEUES, FACTS_QUEUE, queue
+from hub.runtime import Runtime
+
+# Short intervals so that a job held by a worker killed with SIGKILL is seen as abandoned and
+# retried within two minutes (heartbeat TTL = monitoring interval + 60 s, checked at each
+# maintenance run), not after RQ's default ten.
+JOB_MONITORING_INTERVAL = 15
+MAINTENANCE_INTERVAL = 30
+
+
+def run_worker(settings: Settings, *, burst: bool = False) -> bool:
+    """Work the facts, actions and mail queues in this process (no fork per job).
+
+    The rules are loaded before the first job, so an invalid rule set stops the worker at
+    start with the file and line of every problem.
+    """
+    rt = Runtime.build(settings)
+    runtime.install(rt)
+    _ = rt.engine  # load and compile the rules now
+    worker = SimpleWorker(
+        [queue(name, rt.redis) for name in ALL_QUEUES],
+        connection=rt.redis,
+        job_monitoring_interval=JOB_MONITORING_INTERVAL,
+        maintenance_interval=MAINTENANCE_INTERVAL,
+    )
+    return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+
+
+def run_scheduler(settings: Settings) -> None:
+    """Run RQ's cron scheduler: the sweep every ``sweep_interval_seconds``."""
+    rt = Runtime.build(settings)
+    runtime.install(rt)
+    scheduler = CronScheduler(connection=rt.redis, logging_level=logging.INFO)
+    scheduler.register(
+        "hub.sweep.sweep",
+        queue_name=FACTS_QUEUE,
+        interval=settings.sweep_interval_seconds,
+        job_timeout=120,
+        result_ttl=300,
+    )
+    scheduler.start()
