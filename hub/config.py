@@ -96,6 +96,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
             env, "HUB_MAX_FACTS_PER_REQUEST", MAX_FACTS_PER_REQUEST
         ),
         fact_batch_size=_positive_int(env, "HUB_FACT_BATCH_SIZE", 500),
+        claim_lease_seconds=_positive_int(env, "HUB_CLAIM_LEASE_SECONDS", 60),
+        sweep_interval_seconds=_positive_int(env, "HUB_SWEEP_INTERVAL_SECONDS", 30),
     )
 
 

@@ -25,6 +25,9 @@ def resolve_profiles(session: Session, refs: Sequence[dict[str, Any]]) -> list[P
     an unknown external id is attached to the profile found or created. Inserts use
     ``ON CONFLICT DO NOTHING`` so that workers creating the same contact at once agree.
     """
+    for ref in refs:
+        if not ref.get("email") and not ref.get("external_ids"):
+            raise ValueError(f"profile reference {ref!r} has neither email nor external ids")
     emails = {r["email"] for r in refs if r.get("email")}
     pairs = {(s, i) for r in refs for s, i in (r.get("external_ids") or {}).items()}
     by_email, by_ext = _lookup(session, emails, pairs)

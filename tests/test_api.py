@@ -1,0 +1,136 @@
+"""The REST API: facts in, their fate out; every bad request named precisely, nothing stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from hub.models import Fact
+
+ORDER = {
+    "type": "order.placed",
+    "source": "shop",
+    "source_id": "order-1",
+    "profile": {"email": "Ann@Example.com"},
+    "data": {"total": 80},
+}
+
+
+def fact_count(app: Any) -> int:
+    with app.extensions["hub.db"].session() as session:
+        return session.scalar(select(func.count()).select_from(Fact))
+
+
+def test_post_one_fact_is_stored_before_202(client: Any, auth: dict, app: Any) -> None:
+    response = client.post("/api/v1/facts", json=ORDER, headers=auth)
+    assert response.status_code == 202
+    (result,) = response.json["facts"]
+    assert result["status"] == "accepted"
+    with app.extensions["hub.db"].session() as session:
+        fact = session.get(Fact, result["id"])
+        assert fact.status == "pending"
+        assert fact.profile_ref == {"email": "ann@example.com"}
+        assert fact.occurred_at is not None
+
+
+def test_same_source_id_gives_one_fact(client: Any, auth: dict, app: Any) -> None:
+    first = client.post("/api/v1/facts", json=ORDER, headers=auth).json["facts"][0]
+    second = client.post("/api/v1/facts", json=ORDER, headers=auth).json["facts"][0]
+    assert second == {"id": first["id"], "status": "duplicate"}
+    batch = client.post("/api/v1/facts", json=[ORDER | {"source_id": "x"}] * 2, headers=auth)
+    assert [f["status"] for f in batch.json["facts"]] == ["accepted", "duplicate"]
+    assert fact_count(app) == 2
+
+
+def test_batch_of_facts(client: Any, auth: dict, app: Any) -> None:
+    facts = [ORDER | {"source_id": f"o{i}"} for i in range(100)]
+    response = client.post("/api/v1/facts", json=facts, headers=auth)
+    assert response.status_code == 202
+    ids = [f["id"] for f in response.json["facts"]]
+    assert len(set(ids)) == 100 and ids == sorted(ids)
+    assert fact_count(app) == 100
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({k: v for k, v in ORDER.items() if k != "type"}, "type", "Field required"),
+        ({k: v for k, v in ORDER.items() if k != "profile"}, "profile", "Field required"),
+        (ORDER | {"type": "Order Placed"}, "type", "dotted lower-case"),
+        (ORDER | {"profile": {}}, "profile", "needs an email or at least one external id"),
+        (ORDER | {"profile": {"email": "nope"}}, "profile.email", "not a valid email"),
+        (ORDER | {"occurred_at": "yesterday"}, "occurred_at", "datetime"),
+        (ORDER | {"data": [1]}, "data", "dictionary"),
+        (ORDER | {"colour": "red"}, "colour", "unknown field"),
+    ],
+)
+def test_bad_fact_names_field(
+    client: Any, auth: dict, app: Any, body: dict, field: str, message: str
+) -> None:
+    good = ORDER | {"source_id": "good"}
+    response = client.post("/api/v1/facts", json=[good, body], headers=auth)
+    assert response.status_code == 400
+    errors = response.json["errors"]
+    assert any(
+        e["index"] == 1 and e["field"] == field and message in e["message"] for e in errors
+    ), errors
+    assert all(e["index"] == 1 for e in errors)
+    assert fact_count(app) == 0  # the valid fact of a rejected request is not stored either
+
+
+def test_malformed_json(client: Any, auth: dict, app: Any) -> None:
+    response = client.post(
+        "/api/v1/facts", data='{"type": ', headers=auth | {"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json["error"] == "malformed_json"
+    assert "line 1" in response.json["message"]
+    assert fact_count(app) == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer hub_wrong"}, {"Authorization": "Basic abc"}],
+)
+def test_wrong_or_missing_key_is_401(client: Any, app: Any, headers: dict) -> None:
+    response = client.post("/api/v1/facts", json=ORDER, headers=headers)
+    assert response.status_code == 401
+    assert fact_count(app) == 0
+    assert client.get("/api/v1/facts/1", headers=headers).status_code == 401
+
+
+def test_oversized_body_is_413(client: Any, auth: dict, app: Any, settings: Any) -> None:
+    padding = "x" * settings.max_body_bytes
+    response = client.post("/api/v1/facts", json=ORDER | {"data": {"p": padding}}, headers=auth)
+    assert response.status_code == 413
+    assert fact_count(app) == 0
+
+
+def test_too_many_facts_is_413(client: Any, auth: dict, app: Any, settings: Any) -> None:
+    facts = [ORDER | {"source_id": str(i)} for i in range(settings.max_facts_per_request + 1)]
+    response = client.post("/api/v1/facts", json=facts, headers=auth)
+    assert response.status_code == 413
+    assert str(settings.max_facts_per_request) in response.json["message"]
+    assert fact_count(app) == 0
+
+
+def test_get_unknown_fact_and_profile(client: Any, auth: dict) -> None:
+    assert client.get("/api/v1/facts/999", headers=auth).status_code == 404
+    assert client.get("/api/v1/profiles?email=nobody@example.com", headers=auth).status_code == 404
+    assert client.get("/api/v1/profiles", headers=auth).status_code == 400
+
+
+def test_healthz_reports_both_services(client: Any) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok", "database": "ok", "redis": "ok"}
+
+
+def test_openapi_describes_the_endpoints(client: Any) -> None:
+    spec = client.get("/api/v1/openapi.json").json
+    assert spec["openapi"].startswith("3.")
+    assert {"/api/v1/facts", "/api/v1/facts/{id}", "/api/v1/profiles", "/healthz"} <= set(
+        spec["paths"]
+    )

@@ -1,0 +1,197 @@
+"""Evaluation: every matching rule fires once per fact, actions run once, nothing is lost."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from redis import Redis
+from sqlalchemy import func, select, update
+
+from hub.evaluate import claim_batch, drain_pending, evaluate_claimed, release_expired_claims
+from hub.facts import FactIn
+from hub.ingest import store_facts
+from hub.models import Fact, Message, Profile, RuleFiring
+from hub.runtime import Runtime
+from hub.sweep import sweep
+from tests.conftest import run_jobs
+
+
+def post(rt: Runtime, *facts: dict) -> list[int]:
+    stored = store_facts(rt.db, [FactIn.model_validate(f) for f in facts])
+    return [s.id for s in stored]
+
+
+def order(email: str = "ann@example.com", total: int = 80, **extra: Any) -> dict:
+    return {"type": "order.placed", "profile": {"email": email}, "data": {"total": total}} | extra
+
+
+def count(rt: Runtime, model: Any, *where: Any) -> int:
+    with rt.db.session() as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def test_two_matching_rules_both_fire(hub_runtime: Runtime) -> None:
+    (fact_id,) = post(hub_runtime, order())
+    drain_pending()
+    with hub_runtime.db.session() as session:
+        names = set(
+            session.scalars(select(RuleFiring.rule_name).where(RuleFiring.fact_id == fact_id))
+        )
+    assert names == {"thank-you-for-your-order", "tag-every-shopper"}
+    run_jobs(hub_runtime)
+    with hub_runtime.db.session() as session:
+        profile = session.scalar(select(Profile))
+        assert profile.fields == {"customer": True}
+        assert sorted(profile.tags) == ["buyer", "shopper"]
+    assert count(hub_runtime, Message, Message.status == "sent") == 1
+    outbox = list(hub_runtime.settings.outbox_dir.glob("*.eml"))
+    assert len(outbox) == 1
+    assert "Thanks for your order" in outbox[0].read_text()
+
+
+def test_condition_that_fails_does_not_fire(hub_runtime: Runtime) -> None:
+    (fact_id,) = post(hub_runtime, order(total=10))
+    drain_pending()
+    with hub_runtime.db.session() as session:
+        names = set(
+            session.scalars(select(RuleFiring.rule_name).where(RuleFiring.fact_id == fact_id))
+        )
+    assert names == {"tag-every-shopper"}
+
+
+def test_evaluating_again_enqueues_nothing_twice(hub_runtime: Runtime) -> None:
+    (fact_id,) = post(hub_runtime, order())
+    drain_pending()
+    run_jobs(hub_runtime)
+    with hub_runtime.db.session() as session:  # an operator asks for a second evaluation
+        session.execute(update(Fact).values(status="pending"))
+    drain_pending()
+    run_jobs(hub_runtime)
+    assert count(hub_runtime, RuleFiring) == 2
+    assert count(hub_runtime, Message) == 1
+    assert len(list(hub_runtime.settings.outbox_dir.glob("*.eml"))) == 1
+
+
+def test_a_job_run_twice_acts_once(hub_runtime: Runtime) -> None:
+    from hub.actions.mail import send_mail
+    from hub.actions.profile import update_profile
+
+    post(hub_runtime, order())
+    drain_pending()
+    run_jobs(hub_runtime)
+    with hub_runtime.db.session() as session:
+        firing = session.scalar(
+            select(RuleFiring).where(RuleFiring.rule_name == "thank-you-for-your-order")
+        )
+    update_job, mail_job = firing.jobs
+    assert (
+        update_profile(update_job["job_id"], firing.fact_id, firing.profile_id, {"add_tags": ["x"]})
+        == "already applied"
+    )
+    assert send_mail(
+        mail_job["job_id"],
+        firing.fact_id,
+        firing.profile_id,
+        firing.rule_name,
+        {"template": "thank-you", "subject": "s"},
+    ).startswith("already")
+    assert count(hub_runtime, Message) == 1
+
+
+def test_no_mail_to_unsubscribed_profile(hub_runtime: Runtime) -> None:
+    post(hub_runtime, order(profile={"email": "bob@example.com", "status": "unsubscribed"}))
+    drain_pending()
+    run_jobs(hub_runtime)
+    with hub_runtime.db.session() as session:
+        profile = session.scalar(select(Profile))
+        assert profile.status == "unsubscribed"
+    # the rule's own condition (profile.status: subscribed) already keeps it from firing
+    assert count(hub_runtime, Message) == 0
+    assert list(hub_runtime.settings.outbox_dir.glob("*.eml")) == []
+
+
+def test_send_mail_never_mails_a_profile_that_is_not_subscribed(
+    hub_runtime: Runtime, rules_dir: Path
+) -> None:
+    (rules_dir / "orders.yaml").write_text(
+        "rules:\n"
+        "  - name: careless\n"
+        "    when: {fact: order.placed}\n"
+        "    then:\n"
+        "      - send_mail: {template: thank-you, subject: hi}\n"
+    )
+    hub_runtime.set_engine(None)
+    post(hub_runtime, order(profile={"email": "bob@example.com", "status": "bounced"}))
+    drain_pending()
+    run_jobs(hub_runtime)
+    with hub_runtime.db.session() as session:
+        message = session.scalar(select(Message))
+    assert message.status == "skipped" and "bounced" in message.error
+    assert list(hub_runtime.settings.outbox_dir.glob("*.eml")) == []
+
+
+def test_profiles_found_by_email_case_insensitively_and_by_external_id(
+    hub_runtime: Runtime,
+) -> None:
+    post(
+        hub_runtime,
+        order(email="Ann@Example.com"),
+        order(email="ann@example.COM", total=1),
+        {
+            "type": "order.placed",
+            "profile": {"email": "ann@example.com", "external_ids": {"shop": "7"}},
+        },
+        {"type": "order.placed", "profile": {"external_ids": {"shop": "7"}}},
+    )
+    drain_pending()
+    assert count(hub_runtime, Profile) == 1
+    with hub_runtime.db.session() as session:
+        assert set(session.scalars(select(Fact.profile_id))) == {session.scalar(select(Profile.id))}
+
+
+def test_expired_claim_is_released_and_evaluated(hub_runtime: Runtime) -> None:
+    post(hub_runtime, order(), order(email="b@example.com"))
+    ids = claim_batch(hub_runtime, "dead-worker")  # a worker claims, then dies
+    assert len(ids) == 2
+    assert release_expired_claims(hub_runtime, lease=timedelta(seconds=3600)) == 0
+    assert release_expired_claims(hub_runtime, lease=timedelta(seconds=-1)) == 2
+    drain_pending()
+    assert count(hub_runtime, Fact, Fact.status == "evaluated") == 2
+
+
+def test_facts_stored_while_redis_is_down_are_picked_up_by_the_sweep(
+    hub_runtime: Runtime, client: Any, auth: dict, app: Any
+) -> None:
+    app.extensions["hub.redis"] = Redis.from_url("redis://127.0.0.1:1")  # nothing listens there
+    response = client.post("/api/v1/facts", json=order(), headers=auth)
+    assert response.status_code == 202  # stored: the caller may forget it
+    assert count(hub_runtime, Fact, Fact.status == "pending") == 1
+    sweep()
+    run_jobs(hub_runtime)
+    assert count(hub_runtime, Fact, Fact.status == "evaluated") == 1
+    assert count(hub_runtime, Message, Message.status == "sent") == 1
+
+
+def test_a_fact_that_cannot_be_evaluated_fails_alone(hub_runtime: Runtime) -> None:
+    good, bad = post(hub_runtime, order(), order(email="c@example.com"))
+    with hub_runtime.db.session() as session:  # corrupt one stored fact behind the API's back
+        session.execute(update(Fact).where(Fact.id == bad).values(profile_ref={"email": None}))
+    token = "t1"
+    claim_batch(hub_runtime, token)
+    from hub.evaluate import evaluate_isolating
+
+    evaluate_isolating(hub_runtime, token, [good, bad])
+    with hub_runtime.db.session() as session:
+        assert session.get(Fact, good).status == "evaluated"
+        failed = session.get(Fact, bad)
+        assert failed.status == "failed" and failed.error
+
+
+def test_batches_are_evaluated_in_one_job(hub_runtime: Runtime) -> None:
+    post(hub_runtime, *[order(email=f"p{i}@example.com") for i in range(120)])
+    assert drain_pending() == 120
+    assert count(hub_runtime, Fact, Fact.status == "evaluated") == 120
+    assert count(hub_runtime, RuleFiring) == 240
+    evaluate_claimed(hub_runtime, "nothing-claimed")  # a stale token finds nothing to do
