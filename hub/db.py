@@ -53,7 +53,7 @@ class Database:
 
     def upgrade(self) -> None:
         """Apply every Alembic migration not yet applied."""
-        command.upgrade(alembic_config(self.url, self.engine), "head")
+        command.upgrade(alembic_config(self.url, self.engine), "heads")
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -25,6 +25,7 @@ class ProfileRef(BaseModel):
     email: str | None = Field(default=None, max_length=320)
     external_ids: dict[str, str] = Field(default_factory=dict)
     status: Literal["subscribed", "unsubscribed", "bounced"] | None = None
+    fields: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("email")
     @classmethod

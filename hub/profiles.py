@@ -50,7 +50,25 @@ def resolve_profiles(session: Session, refs: Sequence[dict[str, Any]]) -> list[P
             session.flush()
         profiles.append(profile)
         _attach_external_ids(session, profile, ref, by_ext)
+        merge_fields(profile, ref.get("fields") or {})
     return profiles
+
+
+def merge_fields(profile: Profile, fields: dict[str, Any]) -> list[str]:
+    """Copy the fields a source sent about a contact onto its profile; return the changed names.
+
+    A fact's ``profile.fields`` is what its source knows now (a shop's first name, an ERP's
+    status), so it is applied before the rules see the profile.
+    """
+    current = dict(profile.fields or {})
+    changed = [k for k, v in fields.items() if current.get(k, _UNSET) != v]
+    if changed:
+        current.update({k: fields[k] for k in changed})
+        profile.fields = current
+    return changed
+
+
+_UNSET = object()
 
 
 def _new_profile_row(email: str, status: str) -> dict[str, Any]:

@@ -195,3 +195,14 @@ def test_batches_are_evaluated_in_one_job(hub_runtime: Runtime) -> None:
     assert count(hub_runtime, Fact, Fact.status == "evaluated") == 120
     assert count(hub_runtime, RuleFiring) == 240
     evaluate_claimed(hub_runtime, "nothing-claimed")  # a stale token finds nothing to do
+
+
+def test_fields_a_source_sends_are_on_the_profile_before_rules_run(hub_runtime: Runtime) -> None:
+    post(hub_runtime, order(profile={"email": "dee@example.com", "fields": {"first_name": "Dee"}}))
+    drain_pending()
+    run_jobs(hub_runtime)
+    with hub_runtime.db.session() as session:
+        profile = session.scalar(select(Profile))
+        assert profile.fields == {"first_name": "Dee", "customer": True}
+    (mail,) = hub_runtime.settings.outbox_dir.glob("*.eml")
+    assert "Thanks for your order, Dee" in mail.read_text()
