@@ -191,6 +191,7 @@ def _spawn_web(host: str, port: int, processes: int) -> subprocess.Popen[bytes]:
             str(processes),
             "--access-logfile",
             "-",
+            "--no-control-socket",
             "hub.app:create_app()",
         ]
     )

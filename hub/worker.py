@@ -11,6 +11,7 @@ from hub import runtime
 from hub.config import Settings
 from hub.queue import ALL_QUEUES, FACTS_QUEUE, queue
 from hub.runtime import Runtime
+from hub.sweep import sweep
 
 # Short intervals so that a job held by a worker killed with SIGKILL is seen as abandoned and
 # retried within two minutes (heartbeat TTL = monitoring interval + 60 s, checked at each
@@ -43,7 +44,7 @@ def run_scheduler(settings: Settings) -> None:
     runtime.install(rt)
     scheduler = CronScheduler(connection=rt.redis, logging_level=logging.INFO)
     scheduler.register(
-        "hub.sweep.sweep",
+        sweep,
         queue_name=FACTS_QUEUE,
         interval=settings.sweep_interval_seconds,
         job_timeout=120,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -261,10 +262,29 @@ def hub_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 def start_hub(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    fh = log.open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "hub", *args], env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT
-    )
+    """Start ``hub ARGS`` in its own process group (so a test can stop all it started)."""
+    with log.open("ab") as fh:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "hub", *args],
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+
+
+def stop_hub(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+    """Stop a process started by :func:`start_hub` and everything it started."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.1) -> bool:
