@@ -49,6 +49,7 @@ class MessageStatus(enum.StrEnum):
     SENT = "sent"
     SKIPPED = "skipped"  # not sent on purpose (profile not subscribed); see ``error``
     FAILED = "failed"
+    UNKNOWN = "unknown"  # a crash after handing it over: not resent (see send_mail)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
