@@ -1,4 +1,4 @@
-"""REST API ``/api/v1``: post facts, read a fact's fate, read a profile."""
+"""REST API ``/api/v1``: post facts, read a fact's fate (profiles: :mod:`hub.api_profiles`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hub.auth import require_api_key
 from hub.db import get_db
 from hub.facts import validate_facts
 from hub.ingest import notify, store_facts
-from hub.models import Fact, Message, Profile
+from hub.models import Fact, Message
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 OPENAPI_FILE = Path(__file__).parent / "openapi.yaml"
@@ -91,19 +91,6 @@ def get_fact(fact_id: int) -> Any:
             ],
         }
     return jsonify(body)
-
-
-@bp.get("/profiles")
-@require_api_key
-def find_profile() -> Any:
-    email = (request.args.get("email") or "").strip().lower()
-    if not email:
-        return error(400, "invalid_query", "give ?email=<address>")
-    with get_db().session() as session:
-        profile = session.scalar(select(Profile).where(Profile.email == email))
-        if profile is None:
-            return error(404, "not_found", f"no profile with email {email}")
-        return jsonify(profile.as_dict())
 
 
 @bp.get("/openapi.json")

@@ -27,6 +27,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_error_handler(HTTPException, _http_error)
+
+    from hub import api_profiles, soap
+
+    api_profiles.init_app(app)
+    soap.init_app(app)
     return app
 
 

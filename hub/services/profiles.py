@@ -1,0 +1,450 @@
+"""Profile operations for every API: create, upsert, search, read, change, delete, post a fact.
+
+Every write is a fact on the one fact path (:func:`hub.ingest.store_facts`, then
+:func:`hub.ingest.notify`), with ``source`` naming the API (``soap``, ``api``), so rules fire
+on it like on any other fact. The change itself is also applied to the profile **in the same
+transaction** that stores the fact: a caller that reads right after writing sees its write,
+and a fact is never stored without its change nor a change without its fact. Workers then
+evaluate the fact; merging its ``profile.fields`` again changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from redis import Redis
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from hub.config import Settings
+from hub.db import Database
+from hub.exceptions import ConflictError, InputError, NotFoundError
+from hub.facts import EMAIL, FACT_TYPE, FactIn, ProfileRef
+from hub.ingest import notify, store_facts
+from hub.models import Fact, FactStatus, Profile, ProfileStatus, utcnow
+from hub.profiles import merge_fields, resolve_profiles
+from hub.services.search import COLUMNS, FIELD_NAME, FieldCatalog, Requirement, build_filter
+
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+MAX_TAGS = 100
+Scalar = str | int | float | bool | None
+
+_catalogs: dict[str, FieldCatalog] = {}
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a search: Copernica's ``start``/``length``/``total`` and the profiles."""
+
+    start: int
+    length: int
+    total: int
+    profiles: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Upserted:
+    """What ``update_profiles`` did: the profiles it changed, and whether it created one."""
+
+    created: bool
+    profiles: list[dict[str, Any]]
+    fact_ids: list[int] = field(default_factory=list)
+
+
+class ProfileService:
+    """Profile operations over one database, on behalf of one API (``source``)."""
+
+    def __init__(self, db: Database, settings: Settings, redis: Redis, source: str) -> None:
+        self.db = db
+        self.settings = settings
+        self.redis = redis
+        self.source = source
+        self.catalog = _catalogs.setdefault(db.url, FieldCatalog(db))
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get(self, profile_id: int) -> dict[str, Any]:
+        """The profile with ``profile_id``, or NotFoundError."""
+        with self.db.session() as session:
+            return _load(session, profile_id).as_dict()
+
+    def find_by_email(self, email: str) -> dict[str, Any]:
+        """The profile with ``email`` (any case), or NotFoundError."""
+        email = (email or "").strip().lower()
+        if not email:
+            raise InputError("missing_value", "email", "an email address is required")
+        with self.db.session() as session:
+            profile = session.scalar(select(Profile).where(Profile.email == email))
+            if profile is None:
+                raise NotFoundError("email", f"no profile with email {email}")
+            return profile.as_dict()
+
+    def search(
+        self, requirements: Sequence[Requirement], start: int = 0, length: int | None = None
+    ) -> Page:
+        """Profiles meeting every requirement, by id, ``length`` of them from ``start``."""
+        start, length = _paging(start, length)
+        with self.db.session() as session:
+            condition = build_filter(session, self.catalog, list(requirements))
+            total = session.scalar(select(func.count()).select_from(Profile).where(condition))
+            rows = session.scalars(
+                select(Profile).where(condition).order_by(Profile.id).offset(start).limit(length)
+            )
+            profiles = [p.as_dict() for p in rows]
+        return Page(start=start, length=len(profiles), total=total or 0, profiles=profiles)
+
+    def known_fields(self) -> list[tuple[str, str]]:
+        """Every field a requirement may name: ``(name, kind)``, columns first."""
+        with self.db.session() as session:
+            custom = sorted(self.catalog.names(session) - COLUMNS.keys())
+        return [(n, k.value) for n, k in COLUMNS.items()] + [(n, "custom") for n in custom]
+
+    # -- writes ------------------------------------------------------------------------
+
+    def create(
+        self,
+        email: str,
+        fields: dict[str, Any] | None = None,
+        tags: Sequence[str] = (),
+        status: str | None = None,
+        external_ids: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Create a profile (fact ``profile.created``); ConflictError if the email is taken."""
+        fields = check_fields(fields or {})
+        tags = check_tags(tags, "tags")
+        email = check_email(email, "email")
+        status = check_status(status or ProfileStatus.SUBSCRIBED.value, "status")
+        with self._writing() as (session, facts):
+            if session.scalar(select(Profile.id).where(Profile.email == email)) is not None:
+                raise ConflictError("email", f"a profile with email {email} exists already")
+            profile = self._create(session, facts, email, fields, tags, status, external_ids)
+            return profile.as_dict()
+
+    def update_profiles(
+        self, requirements: Sequence[Requirement], fields: dict[str, Any], create: bool
+    ) -> Upserted:
+        """Copernica's ``Database_updateProfiles``: set ``fields`` on every profile meeting the
+        requirements; when none does and ``create`` is true, create one from the fields plus the
+        requirements' ``=`` values (the key fields, such as ``email``).
+        """
+        fields = check_fields(fields)
+        with self._writing() as (session, facts):
+            condition = build_filter(session, self.catalog, list(requirements))
+            matches = list(
+                session.scalars(
+                    select(Profile).where(condition).order_by(Profile.id).with_for_update()
+                )
+            )
+            if not matches and create:
+                email, key_fields = _key_fields(requirements)
+                profile = self._create(session, facts, email, key_fields | fields, (), None, None)
+                return Upserted(True, [profile.as_dict()], [f.id for f in facts])
+            for profile in matches:
+                self._update(session, facts, profile, fields)
+            return Upserted(False, [p.as_dict() for p in matches], [f.id for f in facts])
+
+    def update_fields(self, profile_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+        """Set custom fields on one profile (fact ``profile.updated``)."""
+        fields = check_fields(fields)
+        with self._writing() as (session, facts):
+            profile = _load(session, profile_id, lock=True)
+            self._update(session, facts, profile, fields)
+            return profile.as_dict()
+
+    def change_tags(
+        self, profile_id: int, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """Add and remove tags (fact ``profile.tagged`` with ``data.added``/``data.removed``)."""
+        add, remove = check_tags(add, "add"), check_tags(remove, "remove")
+        if not add and not remove:
+            raise InputError("missing_value", "add", "give tags to add or to remove")
+        with self._writing() as (session, facts):
+            profile = _load(session, profile_id, lock=True)
+            before = list(profile.tags or [])
+            after = [t for t in before if t not in remove]
+            after += [t for t in add if t not in after]
+            profile.tags = after
+            data = {
+                "added": [t for t in after if t not in before],
+                "removed": [t for t in before if t not in after],
+            }
+            self._fact(session, facts, "profile.tagged", profile, data=data)
+            return profile.as_dict()
+
+    def unsubscribe(self, profile_id: int) -> dict[str, Any]:
+        """Withdraw consent (fact ``profile.unsubscribed``); unsubscribing twice is harmless."""
+        with self._writing() as (session, facts):
+            profile = _load(session, profile_id, lock=True)
+            previous = profile.status
+            profile.status = ProfileStatus.UNSUBSCRIBED.value
+            self._fact(
+                session,
+                facts,
+                "profile.unsubscribed",
+                profile,
+                status=ProfileStatus.UNSUBSCRIBED.value,
+                data={"previous_status": previous},
+            )
+            return profile.as_dict()
+
+    def delete(self, profile_id: int) -> int:
+        """Delete a profile; the ``profile.deleted`` fact is kept as the record of it.
+
+        That fact is stored as already evaluated: evaluating a fact resolves (and so would
+        re-create) the contact it names, which is the opposite of what was asked.
+        """
+        with self._writing() as (session, facts):
+            profile = _load(session, profile_id, lock=True)
+            fact = self._fact(session, facts, "profile.deleted", profile, data={"id": profile.id})
+            session.execute(
+                update(Fact)
+                .where(Fact.id == fact.id)
+                .values(status=FactStatus.EVALUATED.value, evaluated_at=utcnow())
+            )
+            session.execute(delete(Profile).where(Profile.id == profile.id))
+            return fact.id
+
+    def post_fact(
+        self,
+        profile_id: int,
+        fact_type: str,
+        data: dict[str, Any] | None = None,
+        source_id: str | None = None,
+    ) -> tuple[int, str]:
+        """Store a fact about a profile for the rules; ``(fact id, accepted|duplicate)``."""
+        if not FACT_TYPE.match(fact_type or ""):
+            raise InputError(
+                "invalid_value", "type", "must be dotted lower-case words, such as order.placed"
+            )
+        if source_id is not None and not 1 <= len(source_id) <= 255:
+            raise InputError("invalid_value", "source_id", "must be 1 to 255 characters")
+        with self.db.session() as session:
+            profile = _load(session, profile_id)
+            ref = _ref(profile)
+        fact = FactIn(
+            type=fact_type, source=self.source, source_id=source_id, profile=ref, data=data or {}
+        )
+        (stored,) = store_facts(self.db, [fact])
+        notify(self.settings, self.redis)
+        return stored.id, stored.status
+
+    # -- the write path ----------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self) -> Iterator[tuple[Session, list[_StoredFact]]]:
+        """One transaction for the change and its facts; workers are woken after the commit."""
+        facts: list[_StoredFact] = []
+        with self.db.session() as session:
+            yield session, facts
+        if facts:
+            notify(self.settings, self.redis)
+
+    def _create(
+        self,
+        session: Session,
+        facts: list[_StoredFact],
+        email: str,
+        fields: dict[str, Any],
+        tags: Sequence[str],
+        status: str | None,
+        external_ids: dict[str, str] | None,
+    ) -> Profile:
+        ref = _build_ref(email, external_ids, status, fields)
+        (profile,) = resolve_profiles(session, [ref.model_dump(exclude_none=True)])
+        if tags:
+            profile.tags = list(dict.fromkeys([*(profile.tags or []), *tags]))
+        session.flush()
+        self.catalog.learn(list(fields))
+        self._store(session, facts, "profile.created", ref, {"tags": list(tags)})
+        return profile
+
+    def _update(
+        self, session: Session, facts: list[_StoredFact], profile: Profile, fields: dict[str, Any]
+    ) -> None:
+        changed = merge_fields(profile, fields)
+        self.catalog.learn(list(fields))
+        self._fact(
+            session, facts, "profile.updated", profile, fields=fields, data={"changed": changed}
+        )
+
+    def _fact(
+        self,
+        session: Session,
+        facts: list[_StoredFact],
+        fact_type: str,
+        profile: Profile,
+        fields: dict[str, Any] | None = None,
+        status: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> _StoredFact:
+        ref = _ref(profile, fields=fields, status=status)
+        return self._store(session, facts, fact_type, ref, data or {})
+
+    def _store(
+        self,
+        session: Session,
+        facts: list[_StoredFact],
+        fact_type: str,
+        ref: ProfileRef,
+        data: dict[str, Any],
+    ) -> _StoredFact:
+        fact = FactIn(
+            type=fact_type,
+            source=self.source,
+            source_id=f"{self.source}-{uuid.uuid4().hex}",
+            profile=ref,
+            data=data,
+        )
+        session.flush()  # the change first, so the fact's insert follows it in this transaction
+        (stored,) = store_facts(cast(Database, _InTransaction(session)), [fact])
+        result = _StoredFact(stored.id)
+        facts.append(result)
+        return result
+
+
+@dataclass(frozen=True)
+class _StoredFact:
+    id: int
+
+
+class _InTransaction:
+    """A :class:`Database` stand-in whose ``session()`` is the caller's open transaction.
+
+    :func:`hub.ingest.store_facts` takes a database and commits on its own; handing it this
+    view makes it insert the fact inside the service's transaction, so the fact and the profile
+    change it describes commit (or roll back) together, through the one fact-storing code.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        yield self._session
+
+
+# -- checks shared by every entry point --------------------------------------------------
+
+RESERVED = frozenset(COLUMNS) | {"external_ids"}
+
+
+def check_fields(fields: dict[str, Any], where: str = "fields") -> dict[str, Any]:
+    """Custom field values: names like identifiers, not a column, values JSON scalars."""
+    if not isinstance(fields, dict):
+        raise InputError("invalid_value", where, "must be a map of field names to values")
+    for name, value in fields.items():
+        if name in RESERVED:
+            raise InputError(
+                "reserved_field",
+                f"{where}.{name}",
+                f"{name!r} is a profile column, not a custom field; it has its own operation",
+            )
+        if not isinstance(name, str) or not FIELD_NAME.match(name):
+            raise InputError(
+                "invalid_field_name",
+                f"{where}.{name}",
+                "a field name is a letter or _ followed by up to 63 letters, digits or _",
+            )
+        if not isinstance(value, str | int | float | bool) and value is not None:
+            raise InputError(
+                "invalid_value",
+                f"{where}.{name}",
+                "a field value is text, a number, a boolean or null",
+            )
+        if isinstance(value, str) and len(value) > 10_000:
+            raise InputError("invalid_value", f"{where}.{name}", "at most 10000 characters")
+    return fields
+
+
+def check_tags(tags: Sequence[str], where: str) -> list[str]:
+    tags = list(tags or [])
+    if len(tags) > MAX_TAGS:
+        raise InputError("invalid_value", where, f"at most {MAX_TAGS} tags")
+    for index, tag in enumerate(tags):
+        if not isinstance(tag, str) or not tag.strip() or len(tag) > 100:
+            raise InputError("invalid_value", f"{where}[{index}]", "a tag is 1 to 100 characters")
+    return list(dict.fromkeys(t.strip() for t in tags))
+
+
+def check_email(email: str | None, where: str) -> str:
+    value = (email or "").strip().lower()
+    if not value:
+        raise InputError("missing_value", where, "an email address is required")
+    if len(value) > 320 or not EMAIL.match(value):
+        raise InputError("invalid_value", where, f"{email!r} is not a valid email address")
+    return value
+
+
+def check_status(status: str, where: str) -> str:
+    allowed = [s.value for s in ProfileStatus]
+    if status not in allowed:
+        raise InputError("invalid_value", where, f"{status!r} is not one of {', '.join(allowed)}")
+    return status
+
+
+def _paging(start: int | None, length: int | None) -> tuple[int, int]:
+    start = 0 if start is None else start
+    length = DEFAULT_PAGE if length is None else length
+    if start < 0:
+        raise InputError("invalid_value", "start", "must be 0 or more")
+    if not 1 <= length <= MAX_PAGE:
+        raise InputError("invalid_value", "length", f"must be 1 to {MAX_PAGE}")
+    return start, length
+
+
+def _load(session: Session, profile_id: int, lock: bool = False) -> Profile:
+    profile = session.get(Profile, profile_id, with_for_update=lock or None)
+    if profile is None:
+        raise NotFoundError("id", f"no profile with id {profile_id}")
+    return profile
+
+
+def _ref(
+    profile: Profile, fields: dict[str, Any] | None = None, status: str | None = None
+) -> ProfileRef:
+    return ProfileRef(
+        email=profile.email,
+        external_ids={x.source: x.external_id for x in profile.external_ids},
+        status=status,
+        fields=fields or {},
+    )
+
+
+def _build_ref(
+    email: str, external_ids: dict[str, str] | None, status: str | None, fields: dict[str, Any]
+) -> ProfileRef:
+    from pydantic import ValidationError
+
+    try:
+        return ProfileRef(
+            email=email, external_ids=external_ids or {}, status=status, fields=fields
+        )
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"]) or "profile"
+        raise InputError("invalid_value", where, err["msg"].removeprefix("Value error, ")) from None
+
+
+def _key_fields(requirements: Sequence[Requirement]) -> tuple[str, dict[str, Any]]:
+    """The email and custom field values a new profile takes from ``=`` requirements."""
+    email: str | None = None
+    values: dict[str, Any] = {}
+    for index, req in enumerate(requirements):
+        if " ".join((req.operator or "=").split()) != "=":
+            continue
+        if req.fieldname == "email":
+            email = check_email(req.value, f"requirements[{index}].value")
+        elif req.fieldname not in RESERVED:
+            values[req.fieldname] = req.value
+    if email is None:
+        raise InputError(
+            "missing_value",
+            "requirements",
+            "no profile matched; creating one needs a requirement email = <address>",
+        )
+    return email, values

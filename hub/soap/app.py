@@ -1,0 +1,82 @@
+"""The spyne application behind ``/soap``: SOAP 1.1, document/literal, WSDL at ``/soap?wsdl``.
+
+Built once per Flask app (:func:`build`); each call gets its :class:`ProfileService` in
+``ctx.udc`` after its ``ApiKey`` header has been checked (constant-time, like REST keys).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+from spyne import Application
+from spyne.model.fault import Fault
+from spyne.protocol.soap import Soap11
+from spyne.server.wsgi import WsgiApplication
+
+from hub.auth import check_api_key
+from hub.exceptions import InputError
+from hub.services.profiles import ProfileService
+from hub.soap.faults import fault_code, fault_text
+from hub.soap.service import DatabaseService, ProfileOperations
+from hub.soap.types import TNS
+from hub.soap.xmlguard import XmlGuard
+
+log = logging.getLogger(__name__)
+SOURCE = "soap"
+
+
+class HubSoapApplication(Application):
+    """spyne's Application, with the hub's errors turned into faults with stable codes."""
+
+    def call_wrapper(self, ctx: Any) -> Any:
+        """Run the operation; InputError -> ``Client.<Code>``, a bug -> ``Server.InternalError``."""
+        try:
+            return super().call_wrapper(ctx)
+        except InputError as exc:
+            raise Fault(faultcode=fault_code(exc.code), faultstring=fault_text(exc)) from None
+        except Fault:
+            raise
+        except Exception:
+            log.exception("SOAP operation %s failed", ctx.method_request_string)
+            raise Fault(
+                faultcode="Server.InternalError",
+                faultstring="the hub could not complete the request; the error was logged",
+            ) from None
+
+
+def build(flask_app: Flask) -> XmlGuard:
+    """The WSGI app to mount at ``/soap``: XML guard, then spyne, then the services."""
+    settings = flask_app.config["HUB_SETTINGS"]
+
+    def on_method_call(ctx: Any) -> None:
+        db = flask_app.extensions["hub.db"]
+        header = ctx.in_header
+        key = (getattr(header, "key", None) or "").strip()
+        if not key:
+            raise Fault(
+                faultcode="Client.MissingApiKey",
+                faultstring="ApiKey: send the SOAP header <ApiKey><key>...</key></ApiKey>",
+            )
+        with db.session() as session:
+            if check_api_key(session, key) is None:
+                raise Fault(
+                    faultcode="Client.InvalidApiKey", faultstring="ApiKey: invalid or revoked key"
+                )
+        ctx.udc = ProfileService(db, settings, flask_app.extensions["hub.redis"], SOURCE)
+
+    application = HubSoapApplication(
+        [DatabaseService, ProfileOperations],
+        tns=TNS,
+        name="ContactHub",
+        in_protocol=Soap11(
+            validator="soft", resolve_entities=False, load_dtd=False, no_network=True
+        ),
+        out_protocol=Soap11(),
+    )
+    application.event_manager.add_listener("method_call", on_method_call)
+    # spyne logs every Client fault with a traceback at ERROR; a caller's mistake is not the
+    # hub's error, and ``Server`` faults are still logged (by spyne and by call_wrapper).
+    logging.getLogger("spyne.application.client").setLevel(logging.CRITICAL)
+    return XmlGuard(WsgiApplication(application), max_bytes=settings.max_body_bytes)

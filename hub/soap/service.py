@@ -1,0 +1,227 @@
+"""The SOAP operations: thin adapters from typed messages to :class:`ProfileService`.
+
+Authentication (the ``ApiKey`` header) and the service instance for the call (``ctx.udc``)
+are set up by :mod:`hub.soap.app`, which also turns every :class:`InputError` into a
+``Client.*`` fault that names the field.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from spyne import Array, Boolean, Integer, Long, ServiceBase, Unicode, rpc
+
+from hub.exceptions import InputError
+from hub.services import search
+from hub.services.profiles import ProfileService
+from hub.soap.types import (
+    ApiKey,
+    FactResult,
+    Field,
+    FieldInfo,
+    Profile,
+    ProfileCollection,
+    Requirement,
+    UpdateResult,
+    field_to_soap,
+    profile_to_soap,
+)
+
+INTEGER = re.compile(r"^\s*[-+]?\d{1,18}\s*$")
+
+
+def _service(ctx: Any) -> ProfileService:
+    return ctx.udc
+
+
+def fields_in(fields: list[Field] | None, where: str = "fields") -> dict[str, Any]:
+    """Typed SOAP fields to JSON values; InputError names ``fields[i].value`` when wrong."""
+    out: dict[str, Any] = {}
+    for index, item in enumerate(fields or []):
+        kind = str(item.type or "string")  # spyne's enum values compare by str()
+        raw = item.value
+        here = f"{where}[{index}]"
+        if item.name in out:
+            raise InputError("invalid_value", f"{here}.name", f"field {item.name!r} given twice")
+        out[item.name] = _typed(kind, raw, here)
+    return out
+
+
+def _typed(kind: str, raw: str | None, where: str) -> Any:
+    if kind == "null":
+        return None
+    if raw is None:
+        if kind == "string":
+            return ""
+        raise InputError("missing_value", f"{where}.value", f"a {kind} field needs a value")
+    if kind == "string":
+        return raw
+    if kind == "integer":
+        if not INTEGER.match(raw):
+            raise InputError("invalid_value", f"{where}.value", f"{raw!r} is not an integer")
+        return int(raw)
+    if kind == "number":
+        try:
+            number = float(raw)
+        except ValueError:
+            raise InputError(
+                "invalid_value", f"{where}.value", f"{raw!r} is not a number"
+            ) from None
+        if not math.isfinite(number):
+            raise InputError("invalid_value", f"{where}.value", "a number must be finite")
+        return number
+    if raw.strip().lower() not in ("true", "false", "1", "0"):
+        raise InputError("invalid_value", f"{where}.value", f"{raw!r} is not true or false")
+    return raw.strip().lower() in ("true", "1")
+
+
+def requirements_in(requirements: list[Requirement] | None) -> list[search.Requirement]:
+    return [
+        search.Requirement(
+            fieldname=r.fieldname,
+            value=r.value,
+            operator=r.operator or "=",
+            casesensitive=bool(r.casesensitive),
+        )
+        for r in requirements or []
+    ]
+
+
+class DatabaseService(ServiceBase):
+    """Operations on the profile database (Copernica's ``Database_*``)."""
+
+    __in_header__ = ApiKey
+
+    @rpc(
+        Unicode(min_occurs=1, nillable=False),
+        Array(Field),
+        Array(Unicode(type_name="tag")),
+        Unicode,
+        _returns=Profile,
+        _operation_name="Database_createProfile",
+    )
+    def create_profile(
+        ctx: Any, email: str, fields: list[Field] | None, tags: list[str] | None, status: str | None
+    ) -> Profile:
+        """Create a profile; ``Client.AlreadyExists`` if one has that email."""
+        profile = _service(ctx).create(email, fields_in(fields), tags or [], status)
+        return profile_to_soap(profile)
+
+    @rpc(
+        Array(Requirement, min_occurs=1, nillable=False),
+        Array(Field, min_occurs=1, nillable=False),
+        Boolean(default=False),
+        _returns=UpdateResult,
+        _operation_name="Database_updateProfiles",
+    )
+    def update_profiles(
+        ctx: Any, requirements: list[Requirement], fields: list[Field], create: bool | None
+    ) -> UpdateResult:
+        """Update every matching profile, or create one when none matches and ``create``."""
+        result = _service(ctx).update_profiles(
+            requirements_in(requirements), fields_in(fields), bool(create)
+        )
+        return UpdateResult(
+            created=result.created,
+            length=len(result.profiles),
+            profile=[profile_to_soap(p) for p in result.profiles],
+        )
+
+    @rpc(
+        Array(Requirement),
+        Integer(ge=0),
+        Integer(ge=1),
+        _returns=ProfileCollection,
+        _operation_name="Database_searchProfiles",
+    )
+    def search_profiles(
+        ctx: Any, requirements: list[Requirement] | None, start: int | None, length: int | None
+    ) -> ProfileCollection:
+        """Profiles meeting every requirement, ordered by id, one page at a time."""
+        page = _service(ctx).search(requirements_in(requirements), start or 0, length)
+        return ProfileCollection(
+            start=page.start,
+            length=page.length,
+            total=page.total,
+            profile=[profile_to_soap(p) for p in page.profiles],
+        )
+
+    @rpc(_returns=Array(FieldInfo), _operation_name="Database_fields")
+    def database_fields(ctx: Any) -> list[FieldInfo]:
+        """Every field name a requirement may use: columns, then custom fields in use."""
+        return [FieldInfo(name=n, kind=k) for n, k in _service(ctx).known_fields()]
+
+
+class ProfileOperations(ServiceBase):
+    """Operations on one profile, named by its id (Copernica's ``Profile_*``)."""
+
+    __in_header__ = ApiKey
+
+    @rpc(Long(min_occurs=1, nillable=False), _returns=Profile, _operation_name="Profile_get")
+    def get(ctx: Any, id: int) -> Profile:  # noqa: A002 - Copernica's parameter name
+        return profile_to_soap(_service(ctx).get(id))
+
+    @rpc(
+        Long(min_occurs=1, nillable=False), _returns=Array(Field), _operation_name="Profile_fields"
+    )
+    def fields(ctx: Any, id: int) -> list[Field]:  # noqa: A002
+        profile = _service(ctx).get(id)
+        return [field_to_soap(k, v) for k, v in sorted(profile["fields"].items())]
+
+    @rpc(
+        Long(min_occurs=1, nillable=False),
+        Array(Field, min_occurs=1, nillable=False),
+        _returns=Profile,
+        _operation_name="Profile_updateFields",
+    )
+    def update_fields(ctx: Any, id: int, fields: list[Field]) -> Profile:  # noqa: A002
+        return profile_to_soap(_service(ctx).update_fields(id, fields_in(fields)))
+
+    @rpc(
+        Long(min_occurs=1, nillable=False),
+        Array(Unicode(type_name="tag"), min_occurs=1, nillable=False),
+        _returns=Profile,
+        _operation_name="Profile_addTags",
+    )
+    def add_tags(ctx: Any, id: int, tags: list[str]) -> Profile:  # noqa: A002
+        return profile_to_soap(_service(ctx).change_tags(id, add=tags or []))
+
+    @rpc(
+        Long(min_occurs=1, nillable=False),
+        Array(Unicode(type_name="tag"), min_occurs=1, nillable=False),
+        _returns=Profile,
+        _operation_name="Profile_removeTags",
+    )
+    def remove_tags(ctx: Any, id: int, tags: list[str]) -> Profile:  # noqa: A002
+        return profile_to_soap(_service(ctx).change_tags(id, remove=tags or []))
+
+    @rpc(
+        Long(min_occurs=1, nillable=False), _returns=Profile, _operation_name="Profile_unsubscribe"
+    )
+    def unsubscribe(ctx: Any, id: int) -> Profile:  # noqa: A002
+        return profile_to_soap(_service(ctx).unsubscribe(id))
+
+    @rpc(Long(min_occurs=1, nillable=False), _returns=Boolean, _operation_name="Profile_remove")
+    def remove(ctx: Any, id: int) -> bool:  # noqa: A002
+        _service(ctx).delete(id)
+        return True
+
+    @rpc(
+        Long(min_occurs=1, nillable=False),
+        Unicode(min_occurs=1, nillable=False, max_len=128),
+        Array(Field),
+        Unicode(max_len=255),
+        _returns=FactResult,
+        _operation_name="Profile_postFact",
+    )
+    def post_fact(
+        ctx: Any,
+        id: int,  # noqa: A002
+        type: str,  # noqa: A002
+        data: list[Field] | None,
+        source_id: str | None,
+    ) -> FactResult:
+        fact_id, status = _service(ctx).post_fact(id, type, fields_in(data, "data"), source_id)
+        return FactResult(id=fact_id, status=status)
