@@ -1,28 +1,81 @@
 """Rule conditions: one tree, two readings.
 
-:func:`to_durable` compiles a condition to durable_rules' JSON form (what the engine runs);
-:func:`evaluate` reads the same tree in Python (used to explain why a rule did not fire and
-as the reference the engine is tested against).
+:func:`rule_to_durable` compiles what durable_rules can match to its JSON form (what the
+engine runs); :func:`evaluate` reads the same tree in Python (used for the parts durable cannot
+express, to explain why a rule did not fire, and as the reference the engine is tested
+against).
+
+Comparisons are *type-guarded* so that both readings agree: durable_rules compares a text with
+a number (``"abc" > 5`` is true there, a ``TypeError`` in Python) and treats ``"3" == 3`` as
+equal. Every document the engine sees therefore carries ``_t``, the kind of each path the
+rules use (``m`` missing, ``z`` null, ``b`` boolean, ``n`` number, ``s`` text, ``l`` list,
+``d`` mapping), and a comparison holds only between values of the same kind.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
-from typing import Any, Literal
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol
 
-OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in")
+OPERATORS = (
+    "eq",
+    "ne",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "in",
+    "not_in",
+    "contains",
+    "matches",
+    "exists",
+    "missing",
+    "within",
+    "before",
+)
+ORDERED = ("gt", "gte", "lt", "lte")
+PYTHON_ONLY_OPS = ("within", "before")  # relative to "now": evaluated after the engine
 ROOTS = ("data", "profile", "fact")
 _MISSING = object()
+_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: Any) -> int:
+    """Seconds in ``30s``, ``15m``, ``2h``, ``7d`` or ``1w``; raise ValueError otherwise."""
+    match = _DURATION.match(str(text).strip()) if isinstance(text, str | int) else None
+    if isinstance(text, bool) or match is None:
+        raise ValueError(f"{text!r} is not a duration such as 30m, 2h, 7d or 1w")
+    return int(match.group(1)) * _UNITS[match.group(2)]
 
 
 @dataclass(frozen=True)
 class Compare:
-    """``path op value``; a missing path makes every comparison false."""
+    """``path op value``; apart from ``missing`` a missing path makes a comparison false."""
 
     path: str
     op: str
-    value: Any
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class History:
+    """The profile had facts of ``fact`` (matching ``where``) in a window; ``count`` of them.
+
+    ``within`` (seconds) looks back from now; ``since_trigger`` looks at facts after the
+    fact that triggered a follow-up (for ``unless``). The fact being evaluated never counts.
+    """
+
+    fact: str
+    where: Group | None = None
+    within: int | None = None
+    since_trigger: bool = False
+    count_op: str = "gte"
+    count: int = 1
 
 
 @dataclass(frozen=True)
@@ -33,9 +86,45 @@ class Group:
     items: tuple[Condition, ...]
 
 
-Condition = Compare | Group
+Condition = Compare | Group | History
 
-_DURABLE_OPS = {"ne": "$neq", "gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte"}
+
+class Context(Protocol):
+    """What conditions that look beyond the document need: the clock and the past."""
+
+    now: datetime
+
+    def facts(self, doc: dict[str, Any], since: datetime | None) -> list[dict[str, Any]]:
+        """Documents (``type``, ``data``, ``fact``) of the profile's other facts since ``since``."""
+        ...
+
+
+@dataclass
+class StaticContext:
+    """A clock and an optional history callback: for simulation, scenarios and tests."""
+
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    history: Callable[[dict[str, Any], datetime | None], list[dict[str, Any]]] | None = None
+
+    def facts(self, doc: dict[str, Any], since: datetime | None) -> list[dict[str, Any]]:
+        return self.history(doc, since) if self.history else []
+
+
+def kind(value: Any) -> str:
+    """The kind letter of a value, as in the documents' ``_t`` map."""
+    if value is _MISSING:
+        return "m"
+    if value is None:
+        return "z"
+    if isinstance(value, bool):
+        return "b"
+    if isinstance(value, int | float):
+        return "n"
+    if isinstance(value, str):
+        return "s"
+    if isinstance(value, list):
+        return "l"
+    return "d"
 
 
 def type_pattern_to_regex(pattern: str) -> str:
@@ -56,46 +145,144 @@ def type_pattern_to_regex(pattern: str) -> str:
     return "".join(out)
 
 
-def rule_to_durable(fact_pattern: str, condition: Group) -> dict[str, Any]:
-    """The durable_rules ``m`` expression for a rule's trigger and conditions."""
+def _literal_regex(text: str) -> str | None:
+    """``text`` as a literal in durable's regex dialect, or None if it cannot be written."""
+    if "]" in text or "^" in text or "\n" in text:
+        return None
+    return "".join(ch if ch.isalnum() or ch == "_" else f"[{ch}]" for ch in text)
+
+
+# --- compiling to durable_rules ------------------------------------------------------------
+
+
+class PathIndex:
+    """Numbers the paths rules compare, so each document carries their kinds in ``_t``."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, str] = {}
+
+    def key(self, path: str) -> str:
+        if path not in self.keys:
+            self.keys[path] = f"k{len(self.keys)}"
+        return f"_t.{self.keys[path]}"
+
+    def kinds(self, doc: dict[str, Any]) -> dict[str, str]:
+        return {k: kind(lookup(doc, path)) for path, k in self.keys.items()}
+
+
+def rule_to_durable(
+    fact_pattern: str, condition: Group, paths: PathIndex | None = None
+) -> tuple[dict[str, Any], Group | None]:
+    """The durable ``m`` expression of a rule, and the residual durable cannot express.
+
+    The residual (top-level conditions on time, history, or text durable cannot escape) is
+    evaluated in Python on the documents durable matched, so durable stays the matcher of
+    everything it can match.
+    """
+    paths = paths or PathIndex()
     if any(ch in fact_pattern for ch in "*?"):
         trigger: dict[str, Any] = {"$mt": {"type": type_pattern_to_regex(fact_pattern)}}
     else:
         trigger = {"type": fact_pattern}
-    if not condition.items:
-        return trigger
-    return {"$and": [trigger, to_durable(condition)]}
+    parts = [trigger]
+    residual: list[Condition] = []
+    for item in _flatten_all(condition):
+        expr = to_durable(item, paths)
+        if expr is None:
+            residual.append(item)
+        else:
+            parts.append(expr)
+    expr = parts[0] if len(parts) == 1 else {"$and": parts}
+    return expr, (Group("all", tuple(residual)) if residual else None)
 
 
-def to_durable(cond: Condition) -> dict[str, Any]:
-    if isinstance(cond, Compare):
-        if cond.op == "eq":
-            return {cond.path: cond.value}
-        if cond.op == "in":
-            return {"$or": [{cond.path: v} for v in cond.value]}
-        return {_DURABLE_OPS[cond.op]: {cond.path: cond.value}}
-    parts = [to_durable(c) for c in cond.items]
-    if cond.kind == "all":
-        return parts[0] if len(parts) == 1 else {"$and": parts}
-    either = parts[0] if len(parts) == 1 else {"$or": parts}
-    if cond.kind == "any":
-        return either
-    return _negate(either)
+def _flatten_all(group: Group) -> Iterable[Condition]:
+    for item in group.items:
+        if isinstance(item, Group) and item.kind == "all":
+            yield from _flatten_all(item)
+        else:
+            yield item
 
 
-def _negate(expr: dict[str, Any]) -> dict[str, Any]:
-    """De Morgan over durable's operators, which have no plain ``not``."""
-    ((key, value),) = expr.items()
-    if key == "$and":
-        return {"$or": [_negate(e) for e in value]}
-    if key == "$or":
-        return {"$and": [_negate(e) for e in value]}
-    flipped = {"$neq": None, "$gt": "$lte", "$gte": "$lt", "$lt": "$gte", "$lte": "$gt"}
-    if key in flipped:
-        if key == "$neq":
-            return dict(value)
-        return {flipped[key]: value}
-    return {"$neq": {key: value}}
+def to_durable(
+    cond: Condition, paths: PathIndex, negate: bool = False
+) -> dict[str, Any] | None:
+    """``cond`` (or its negation) as a durable expression, or None if durable cannot say it."""
+    if isinstance(cond, History):
+        return None
+    if isinstance(cond, Group):
+        # all = and; any = or; none = not any = and of negations (De Morgan when negated)
+        item_negate = negate != (cond.kind == "none")
+        exprs = [to_durable(c, paths, item_negate) for c in cond.items]
+        if not exprs or any(e is None for e in exprs):
+            return None
+        conjunction = (cond.kind == "any") == negate
+        if len(exprs) == 1:
+            return exprs[0]
+        return {"$and" if conjunction else "$or": exprs}
+    return _compare_to_durable(cond, paths, negate)
+
+
+def _and(*parts: dict[str, Any]) -> dict[str, Any]:
+    return {"$and": list(parts)}
+
+
+def _or(*parts: dict[str, Any]) -> dict[str, Any]:
+    return {"$or": list(parts)}
+
+
+def _compare_to_durable(c: Compare, paths: PathIndex, negate: bool) -> dict[str, Any] | None:
+    t = paths.key(c.path) if c.op not in PYTHON_ONLY_OPS else ""
+
+    def eq(value: Any, neg: bool) -> dict[str, Any]:
+        k = kind(value)
+        if k == "z":
+            return {"$neq": {t: "z"}} if neg else {t: "z"}
+        if neg:
+            return _or({"$neq": {t: k}}, {"$neq": {c.path: value}})
+        return _and({t: k}, {c.path: value})
+
+    present = {"$neq": {t: "m"}}
+    absent = {t: "m"}
+    op = c.op
+    if op in PYTHON_ONLY_OPS:
+        return None
+    if op == "eq":
+        return eq(c.value, negate)
+    if op == "ne":  # present and not equal
+        return _or(absent, eq(c.value, False)) if negate else _and(present, eq(c.value, True))
+    if op in ORDERED:
+        k = kind(c.value)
+        if negate:
+            flipped = {"gt": "$lte", "gte": "$lt", "lt": "$gte", "lte": "$gt"}[op]
+            return _or({"$neq": {t: k}}, {flipped: {c.path: c.value}})
+        return _and({t: k}, {f"${op}": {c.path: c.value}})
+    if op == "in":
+        return _and(*[eq(v, True) for v in c.value]) if negate else _or(*[eq(v, False) for v in c.value])
+    if op == "not_in":
+        if negate:
+            return _or(absent, *[eq(v, False) for v in c.value])
+        return _and(present, *[eq(v, True) for v in c.value])
+    if op == "exists":
+        return absent if negate else present
+    if op == "missing":
+        return present if negate else absent
+    if negate:  # durable has no "does not match" nor "no item equals"
+        return None
+    if op == "contains":
+        in_list = _and({t: "l"}, {"$iany": {c.path: {"$i": c.value}}})
+        if not isinstance(c.value, str):
+            return in_list
+        literal = _literal_regex(c.value)
+        if literal is None:
+            return None
+        return _or(in_list, _and({t: "s"}, {"$mt": {c.path: f".*{literal}.*"}}))
+    if op == "matches":
+        return _and({t: "s"}, {"$mt": {c.path: c.value}})
+    raise ValueError(f"unknown operator {op!r}")
+
+
+# --- the Python reading ---------------------------------------------------------------------
 
 
 def lookup(doc: dict[str, Any], path: str) -> Any:
@@ -107,34 +294,97 @@ def lookup(doc: dict[str, Any], path: str) -> Any:
     return node
 
 
-def _compare(actual: Any, op: str, expected: Any) -> bool:
+def parse_time(value: Any) -> datetime | None:
+    """A stored timestamp (ISO text or datetime) as an aware datetime, or None."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    return kind(actual) == kind(expected) and actual == expected
+
+
+def _compare(actual: Any, op: str, expected: Any, ctx: Context | None) -> bool:
+    if op == "missing":
+        return actual is _MISSING
     if actual is _MISSING:
         return False
+    if op == "exists":
+        return True
     if op == "eq":
-        return actual == expected
+        return _same(actual, expected)
     if op == "ne":
-        return actual != expected
+        return not _same(actual, expected)
     if op == "in":
-        return actual in expected
-    try:
-        if op == "gt":
-            return actual > expected
-        if op == "gte":
-            return actual >= expected
-        if op == "lt":
-            return actual < expected
-        if op == "lte":
-            return actual <= expected
-    except TypeError:
-        return False
+        return any(_same(actual, v) for v in expected)
+    if op == "not_in":
+        return not any(_same(actual, v) for v in expected)
+    if op in ORDERED:
+        if kind(actual) != kind(expected):
+            return False
+        return {
+            "gt": actual > expected,
+            "gte": actual >= expected,
+            "lt": actual < expected,
+            "lte": actual <= expected,
+        }[op]
+    if op == "contains":
+        if isinstance(actual, list):
+            return expected in actual
+        return isinstance(actual, str) and isinstance(expected, str) and expected in actual
+    if op == "matches":
+        return isinstance(actual, str) and re.fullmatch(expected, actual) is not None
+    if op in ("within", "before"):
+        when = parse_time(actual)
+        if when is None:
+            return False
+        now = ctx.now if ctx else datetime.now(UTC)
+        edge = now - timedelta(seconds=parse_duration(expected))
+        return edge <= when <= now if op == "within" else when < edge
     raise ValueError(f"unknown operator {op!r}")
 
 
-def evaluate(cond: Condition, doc: dict[str, Any]) -> bool:
+def count_history(h: History, doc: dict[str, Any], ctx: Context | None) -> int:
+    """How many of the profile's other facts match ``h`` (its type, window and ``where``)."""
+    if ctx is None:
+        return 0
+    now = ctx.now
+    since: datetime | None = None
+    if h.within is not None:
+        since = now - timedelta(seconds=h.within)
+    if h.since_trigger:
+        trigger = parse_time(lookup(doc, "fact.occurred_at"))
+        since = max(since, trigger) if since and trigger else (trigger or since)
+    own_id = lookup(doc, "fact.id")
+    n = 0
+    for other in ctx.facts(doc, since):
+        if other.get("fact", {}).get("id") == own_id and own_id is not None:
+            continue
+        when = parse_time(other.get("fact", {}).get("occurred_at"))
+        if when is not None and (when > now or (since is not None and when < since)):
+            continue
+        if not type_matches(h.fact, other.get("type", "")):
+            continue
+        if h.where is None or evaluate(h.where, other, ctx):
+            n += 1
+    return n
+
+
+def evaluate(cond: Condition, doc: dict[str, Any], ctx: Context | None = None) -> bool:
     """The Python reading of a condition over the document the engine sees."""
     if isinstance(cond, Compare):
-        return _compare(lookup(doc, cond.path), cond.op, cond.value)
-    results = (evaluate(c, doc) for c in cond.items)
+        return _compare(lookup(doc, cond.path), cond.op, cond.value, ctx)
+    if isinstance(cond, History):
+        n = count_history(cond, doc, ctx)
+        return _compare(n, cond.count_op, cond.count, ctx)
+    results = (evaluate(c, doc, ctx) for c in cond.items)
     if cond.kind == "all":
         return all(results)
     if cond.kind == "any":
@@ -142,16 +392,70 @@ def evaluate(cond: Condition, doc: dict[str, Any]) -> bool:
     return not any(results)
 
 
-def first_failing(cond: Condition, doc: dict[str, Any]) -> Condition | None:
+def first_failing(cond: Condition, doc: dict[str, Any], ctx: Context | None = None) -> Condition | None:
     """The first condition that does not hold, for "why did this rule not fire"."""
-    if isinstance(cond, Compare) or cond.kind != "all":
-        return None if evaluate(cond, doc) else cond
+    if not isinstance(cond, Group) or cond.kind != "all":
+        return None if evaluate(cond, doc, ctx) else cond
     for item in cond.items:
-        failing = first_failing(item, doc)
+        failing = first_failing(item, doc, ctx)
         if failing is not None:
             return failing
     return None
 
 
+def describe(cond: Condition, doc: dict[str, Any] | None = None, ctx: Context | None = None) -> str:
+    """A condition as an analyst wrote it, with the value the document had."""
+    if isinstance(cond, Compare):
+        text = f"{cond.path} {cond.op}" + ("" if cond.op in ("exists", "missing") else f" {cond.value!r}")
+        if doc is not None:
+            actual = lookup(doc, cond.path)
+            text += " (it is missing)" if actual is _MISSING else f" (it is {actual!r})"
+        return text
+    if isinstance(cond, History):
+        window = f" in the last {cond.within}s" if cond.within else ""
+        window += " since the trigger" if cond.since_trigger else ""
+        text = f"history of {cond.fact}{window}: count {cond.count_op} {cond.count}"
+        if doc is not None:
+            text += f" (it is {count_history(cond, doc, ctx)})"
+        return text
+    return f"{cond.kind} of [" + "; ".join(describe(c) for c in cond.items) + "]"
+
+
 def type_matches(pattern: str, fact_type: str) -> bool:
     return fnmatch.fnmatchcase(fact_type, pattern)
+
+
+# --- plain data, for conditions carried by delayed jobs ------------------------------------
+
+
+def to_plain(cond: Condition) -> dict[str, Any]:
+    if isinstance(cond, Compare):
+        return {"compare": [cond.path, cond.op, cond.value]}
+    if isinstance(cond, History):
+        return {
+            "history": {
+                "fact": cond.fact,
+                "where": to_plain(cond.where) if cond.where else None,
+                "within": cond.within,
+                "since_trigger": cond.since_trigger,
+                "count": [cond.count_op, cond.count],
+            }
+        }
+    return {"group": cond.kind, "items": [to_plain(c) for c in cond.items]}
+
+
+def from_plain(data: dict[str, Any]) -> Condition:
+    if "compare" in data:
+        path, op, value = data["compare"]
+        return Compare(path, op, value)
+    if "history" in data:
+        h = data["history"]
+        return History(
+            fact=h["fact"],
+            where=from_plain(h["where"]) if h["where"] else None,  # type: ignore[arg-type]
+            within=h["within"],
+            since_trigger=h["since_trigger"],
+            count_op=h["count"][0],
+            count=h["count"][1],
+        )
+    return Group(data["group"], tuple(from_plain(c) for c in data["items"]))

@@ -17,12 +17,16 @@ from datetime import timedelta
 from typing import Any
 
 from rq import Queue, Retry
-from sqlalchemy import select, update
+from sqlalchemy import inspect, select, tuple_, update
 
 from hub import runtime
 from hub.actions import ACTIONS
-from hub.models import Fact, FactStatus, Profile, RuleFiring, utcnow
+from hub.conditions import parse_time, to_plain
+from hub.engine import refresh
+from hub.history import DbContext, apply_limits
+from hub.models import ExternalId, Fact, FactStatus, Profile, RuleFiring, utcnow
 from hub.profiles import resolve_profiles
+from hub.rulefile import ActionCall
 from hub.queue import queue, request_evaluation, wake_key
 from hub.runtime import Runtime
 
@@ -36,6 +40,7 @@ def drain_pending() -> int:
     """RQ job: evaluate pending facts batch by batch; return how many were evaluated."""
     rt = runtime.get()
     rt.redis.delete(wake_key(rt.settings))
+    refresh(rt)  # a changed rule directory is picked up here, if it is valid
     started = time.monotonic()
     total = 0
     while True:
@@ -129,37 +134,53 @@ def evaluate_claimed(rt: Runtime, token: str) -> None:
     """Evaluate the facts claimed under ``token``: match, enqueue actions, record firings."""
     engine = rt.engine
     ruleset = engine.ruleset
+    raised: list[dict[str, Any]] = []
     with rt.db.session() as session:
         facts = list(
             session.scalars(select(Fact).where(Fact.claim_token == token).order_by(Fact.id))
         )
         if not facts:
             return
-        profiles = resolve_profiles(session, [f.profile_ref for f in facts])
+        refs = [f.profile_ref for f in facts]
+        known = _known_refs(session, refs)
+        profiles = resolve_profiles(session, refs)
+        session.flush()
+        raised = _profile_facts(facts, profiles, refs, known)
         docs = [fact_document(f, p) for f, p in zip(facts, profiles, strict=True)]
-        matches = engine.match(docs)
+        now = utcnow()
+        ctx = DbContext(session, now)
+        matches = engine.match(docs, ctx)
         already = _existing_firings(session, [f.id for f in facts])
         jobs: list[Any] = []
         firings = []
-        now = utcnow()
-        for fact, profile, rules in zip(facts, profiles, matches, strict=True):
+        for fact, profile, doc, rules in zip(facts, profiles, docs, matches, strict=True):
             fact.profile_id = profile.id
             fact.status = FactStatus.EVALUATED.value
             fact.evaluated_at = now
             fact.claim_token = None
             fact.error = None
-            for rule in rules:
-                if (fact.id, rule.name) in already:
-                    continue  # evaluated before: its actions were enqueued then
+            fresh = [r for r in rules if (fact.id, r.name) not in already]
+            allowed, _held = apply_limits(fresh, profile.id, ctx.firings, now)
+            for rule in allowed:
                 records = []
                 for index, action in enumerate(rule.actions):
                     key = job_key(fact.id, rule.name, index)
-                    jobs.append(
-                        _prepare(action.name, key, fact.id, profile.id, rule.name, action.params)
-                    )
-                    records.append(
-                        {"job_id": key, "action": action.name, "queue": ACTIONS[action.name].queue}
-                    )
+                    record = {
+                        "job_id": key,
+                        "action": action.name,
+                        "queue": ACTIONS[action.name].queue,
+                    }
+                    try:
+                        run_at = _run_at(action, doc, now)
+                    except Exception as exc:  # a date from bad data: skip this action only
+                        record["skipped"] = f"{type(exc).__name__}: {exc}"
+                        records.append(record)
+                        continue
+                    jobs.append(_prepare(action, key, fact.id, profile.id, rule.name, run_at))
+                    if run_at is not None:
+                        record["run_at"] = run_at.isoformat()
+                    records.append(record)
+                ctx.record(profile.id, rule.name, now)
                 firings.append(
                     RuleFiring(
                         fact_id=fact.id,
@@ -177,6 +198,86 @@ def evaluate_claimed(rt: Runtime, token: str) -> None:
         # are evaluated again later; if the commit fails, the jobs' fixed ids and the action
         # ledger make the second evaluation's jobs no-ops.
         _enqueue(rt, jobs)
+    _raise_profile_facts(rt, raised)
+
+
+def _run_at(action: ActionCall, doc: dict[str, Any], now: Any) -> Any:
+    """When a delayed action is due (None: now). ``at`` renders to a date; past dates run now."""
+    if action.after is not None:
+        return now + timedelta(seconds=action.after)
+    if action.at is not None:
+        from hub.actions.values import render_value
+
+        when = parse_time(render_value(action.at, {"fact": doc["fact"] | {"data": doc["data"]},
+                                                    "profile": doc["profile"]}))
+        if when is None:
+            raise ValueError(f"'at' of {action.name} did not give a date: {action.at!r}")
+        return max(when, now)
+    return None
+
+
+def _known_refs(session: Any, refs: Sequence[dict[str, Any]]) -> set[Any]:
+    """Emails and external ids that had a profile before this batch (to spot new ones)."""
+    emails = {r["email"] for r in refs if r.get("email")}
+    pairs = {(s, i) for r in refs for s, i in (r.get("external_ids") or {}).items()}
+    known: set[Any] = set()
+    if emails:
+        known.update(session.scalars(select(Profile.email).where(Profile.email.in_(emails))))
+    if pairs:
+        rows = session.execute(
+            select(ExternalId.source, ExternalId.external_id).where(
+                tuple_(ExternalId.source, ExternalId.external_id).in_(pairs)
+            )
+        )
+        known.update((s, i) for s, i in rows)
+    return known
+
+
+def _profile_facts(
+    facts: Sequence[Fact], profiles: Sequence[Profile], refs: Sequence[dict[str, Any]], known: set[Any]
+) -> list[dict[str, Any]]:
+    """The hub's own facts about profiles this batch created or whose fields a source changed."""
+    out: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    for fact, profile, ref in zip(facts, profiles, refs, strict=True):
+        cause = fact.as_dict()
+        keys = [ref.get("email"), *(ref.get("external_ids") or {}).items()]
+        if not any(k in known for k in keys if k) and profile.id not in seen:
+            out.append(
+                {"type": "profile.created", "profile": profile.as_dict(), "data": {},
+                 "source_id": f"profile.created:{profile.id}", "cause": cause}
+            )
+        elif profile.id not in seen:
+            history = inspect(profile).attrs.fields.history
+            if history.has_changes() and history.deleted:
+                old, new = dict(history.deleted[0] or {}), dict(profile.fields or {})
+                changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+                if changed:
+                    out.append(
+                        {"type": "profile.updated", "profile": profile.as_dict(),
+                         "data": {"changed": changed},
+                         "source_id": f"fact-{fact.id}:profile.updated", "cause": cause}
+                    )
+        seen.add(profile.id)
+    return out
+
+
+def _raise_profile_facts(rt: Runtime, raised: list[dict[str, Any]]) -> None:
+    from hub.actions.emit import raise_fact
+
+    for item in raised:
+        try:
+            raise_fact(
+                rt,
+                fact_type=item["type"],
+                profile=item["profile"],
+                data=item["data"],
+                source_id=item["source_id"],
+                cause_fact=item["cause"],
+                rule_name=None,
+            )
+        except Exception:  # the evaluation is committed: a lost hub fact must not undo it
+            log.exception("could not raise %s for profile %s", item["type"], item["profile"]["id"])
 
 
 def _existing_firings(session: Any, fact_ids: Sequence[int]) -> set[tuple[int, str]]:
@@ -187,37 +288,61 @@ def _existing_firings(session: Any, fact_ids: Sequence[int]) -> set[tuple[int, s
 
 
 def _prepare(
-    action: str, key: str, fact_id: int, profile_id: int, rule_name: str, params: dict[str, Any]
-) -> tuple[str, Any]:
-    spec = ACTIONS[action]
+    action: ActionCall,
+    key: str,
+    fact_id: int,
+    profile_id: int,
+    rule_name: str,
+    run_at: Any = None,
+) -> tuple[str, Any, Any]:
+    spec = ACTIONS[action.name]
     kwargs: dict[str, Any] = {
         "job_key": key,
         "fact_id": fact_id,
         "profile_id": profile_id,
-        "params": params,
+        "params": action.params,
+        "rule_name": rule_name,
     }
-    if action == "send_mail":
-        kwargs["rule_name"] = rule_name
+    func = spec.job
+    if run_at is not None:  # a follow-up: re-checks ``unless`` when due, then runs the action
+        func = "hub.followups.run_followup"
+        kwargs["action"] = action.name
+        kwargs["unless"] = to_plain(action.unless) if action.unless else None
     data = Queue.prepare_data(
-        spec.job,
+        func,
         kwargs=kwargs,
         job_id=key,
         retry=ACTION_RETRY,
         result_ttl=86400,
         failure_ttl=30 * 86400,
     )
-    return spec.queue, data
+    return spec.queue, data, run_at
 
 
-def _enqueue(rt: Runtime, jobs: list[tuple[str, Any]]) -> None:
+def _enqueue(rt: Runtime, jobs: list[tuple[str, Any, Any]]) -> None:
     if not jobs:
         return
     by_queue: dict[str, list[Any]] = {}
-    for name, data in jobs:
-        by_queue.setdefault(name, []).append(data)
+    delayed = []
+    for name, data, run_at in jobs:
+        if run_at is None:
+            by_queue.setdefault(name, []).append(data)
+        else:
+            delayed.append((name, data, run_at))
     with rt.redis.pipeline() as pipe:
         for name, datas in by_queue.items():
             queue(name, rt.redis).enqueue_many(datas, pipeline=pipe)
+        for name, data, run_at in delayed:
+            queue(name, rt.redis).enqueue_at(
+                run_at,
+                data.func,
+                kwargs=data.kwargs,
+                job_id=data.job_id,
+                retry=data.retry,
+                result_ttl=data.result_ttl,
+                failure_ttl=data.failure_ttl,
+                pipeline=pipe,
+            )
         pipe.execute()
 
 

@@ -6,6 +6,7 @@ nothing, so a half-valid rule set never runs.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -15,12 +16,64 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from hub.conditions import OPERATORS, ROOTS, Compare, Group
+from hub.conditions import (
+    OPERATORS,
+    ROOTS,
+    Compare,
+    Condition,
+    Group,
+    History,
+    parse_duration,
+    type_matches,
+)
 from hub.exceptions import RuleFileError, RuleProblem
 
 FACT_PATTERN = re.compile(r"^[a-z0-9_*?-]+(\.[a-z0-9_*?-]+)*$")
-RULE_KEYS = ("name", "description", "when", "then")
-WHEN_KEYS = ("fact", "all", "any")
+RULE_KEYS = (
+    "name",
+    "description",
+    "when",
+    "then",
+    "priority",
+    "once_per_profile",
+    "at_most",
+    "stop",
+)
+WHEN_KEYS = ("fact", "all", "any", "none")
+ACTION_KEYS = ("after", "at", "unless")
+HISTORY_KEYS = ("fact", "within", "since", "where", "count")
+_AT_MOST = re.compile(r"^(\d+)\s+per\s+(\S+)$")
+
+# Fact types the hub knows of: its own, and those its connectors and forms send. A type in a
+# rule that is not known but close to a known one is almost always a typo and is an error
+# ("did you mean"); a type far from every known one is taken as a new source's type.
+HUB_FACT_TYPES = (
+    "profile.created",
+    "profile.updated",
+    "profile.unsubscribed",
+    "profile.resubscribed",
+    "profile.bounced",
+    "profile.registered",
+    "mail.sent",
+    "mail.opened",
+    "mail.clicked",
+    "mail.bounced",
+    "form.submitted",
+    "survey.completed",
+)
+KNOWN_FACT_TYPES = HUB_FACT_TYPES + (
+    "order.placed",
+    "order.updated",
+    "order.shipped",
+    "order.cancelled",
+    "order.refunded",
+    "cart.abandoned",
+    "customer.created",
+    "customer.updated",
+    "invoice.created",
+    "invoice.paid",
+    "newsletter.subscribed",
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +83,13 @@ class ActionCall:
     name: str
     params: dict[str, Any]
     line: int
+    after: int | None = None  # seconds after the fact
+    at: str | None = None  # a template giving a date/time
+    unless: Group | None = None  # checked again when the delay ends
+
+    @property
+    def delayed(self) -> bool:
+        return self.after is not None or self.at is not None
 
 
 @dataclass(frozen=True)
@@ -41,6 +101,10 @@ class Rule:
     condition: Group
     actions: tuple[ActionCall, ...]
     description: str = ""
+    priority: int = 0
+    once_per_profile: bool = False
+    at_most: tuple[int, int] | None = None  # (count, seconds)
+    stop: bool = False  # lower-priority rules do not fire on a fact this rule fired on
 
 
 @dataclass(frozen=True)
@@ -103,6 +167,11 @@ _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_mapping)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _Loader.construct_sequence)
 
 
+def _suggest(word: Any, choices: Any) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 class _Reader:
     """Reads one file, collecting problems instead of stopping at the first."""
 
@@ -110,6 +179,8 @@ class _Reader:
         self.path = path
         self.templates_dir = templates_dir
         self.problems: list[RuleProblem] = []
+        self.fact_types: list[str] = []
+        self.pattern_marks: dict[str, _Mark] = {}
 
     def problem(self, mark: _Mark | None, message: str) -> None:
         line, column = (mark.line, mark.column) if mark else (1, 1)
@@ -128,9 +199,19 @@ class _Reader:
             return []
         if doc is None:
             return []
-        if not isinstance(doc, _Map) or set(doc) != {"rules"}:
-            self.problem(getattr(doc, "mark", None), "a rule file holds one key, 'rules'")
+        if not isinstance(doc, _Map) or "rules" not in doc or set(doc) - {"rules", "fact_types"}:
+            self.problem(
+                getattr(doc, "mark", None),
+                "a rule file holds 'rules' (and optionally 'fact_types', new fact types)",
+            )
             return []
+        declared = doc.get("fact_types", [])
+        if not isinstance(declared, list) or not all(
+            isinstance(t, str) and FACT_PATTERN.match(t) and "*" not in t for t in declared
+        ):
+            self.problem(doc.key_marks.get("fact_types"), "'fact_types' is a list of fact types")
+        else:
+            self.fact_types = list(declared)
         items = doc["rules"]
         if not isinstance(items, _List):
             self.problem(doc.key_marks["rules"], "'rules' must be a list of rules")
@@ -151,7 +232,8 @@ class _Reader:
             if key not in RULE_KEYS:
                 self.problem(
                     item.key_marks[key],
-                    f"unknown key {key!r} in rule; expected one of {', '.join(RULE_KEYS)}",
+                    f"unknown key {key!r} in rule{_suggest(key, RULE_KEYS)} "
+                    f"(expected one of {', '.join(RULE_KEYS)})",
                 )
         name = item.get("name")
         if not isinstance(name, str) or not name.strip():
@@ -161,6 +243,7 @@ class _Reader:
                 self.problem(item.mark, f"rule {name!r} needs '{key}'")
         pattern, condition = self.when(item.get("when"), item.key_marks.get("when", item.mark))
         actions = self.then(item.get("then"), item.key_marks.get("then", item.mark))
+        limits = self.limits(item)
         if len(self.problems) > before or pattern is None or condition is None:
             return None
         return Rule(
@@ -171,7 +254,34 @@ class _Reader:
             condition=condition,
             actions=tuple(actions),
             description=str(item.get("description", "")),
+            **limits,
         )
+
+    def limits(self, item: _Map) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if "priority" in item:
+            value = item["priority"]
+            if isinstance(value, bool) or not isinstance(value, int):
+                self.problem(item.key_marks["priority"], "'priority' is a whole number")
+            else:
+                out["priority"] = value
+        for flag in ("once_per_profile", "stop"):
+            if flag in item:
+                if not isinstance(item[flag], bool):
+                    self.problem(item.key_marks[flag], f"'{flag}' is true or false")
+                else:
+                    out[flag] = item[flag]
+        if "at_most" in item:
+            match = _AT_MOST.match(str(item["at_most"]).strip())
+            try:
+                if match is None or int(match.group(1)) < 1:
+                    raise ValueError
+                out["at_most"] = (int(match.group(1)), parse_duration(match.group(2)))
+            except ValueError:
+                self.problem(
+                    item.key_marks["at_most"], "'at_most' is 'N per DURATION', such as '1 per 7d'"
+                )
+        return out
 
     def when(self, when: Any, mark: _Mark) -> tuple[str | None, Group | None]:
         if when is None:
@@ -183,22 +293,26 @@ class _Reader:
             if key not in WHEN_KEYS:
                 self.problem(
                     when.key_marks[key],
-                    f"unknown key {key!r} in when; expected one of {', '.join(WHEN_KEYS)}",
+                    f"unknown key {key!r} in when{_suggest(key, WHEN_KEYS)} "
+                    f"(expected one of {', '.join(WHEN_KEYS)})",
                 )
-        pattern = when.get("fact")
-        if not isinstance(pattern, str) or not FACT_PATTERN.match(pattern):
-            self.problem(
-                when.key_marks.get("fact", when.mark),
-                "'fact' must be a fact type such as order.placed or a glob such as order.*",
-            )
-            pattern = None
+        pattern = self.fact_pattern(when.get("fact"), when.key_marks.get("fact", when.mark))
         items = []
-        for kind in ("all", "any"):
+        for kind in ("all", "any", "none"):
             if kind in when:
                 group = self.group(kind, when[kind], when.key_marks[kind])
                 if group is not None:
                     items.append(group)
         return pattern, Group("all", tuple(items))
+
+    def fact_pattern(self, pattern: Any, mark: _Mark) -> str | None:
+        if not isinstance(pattern, str) or not FACT_PATTERN.match(pattern):
+            self.problem(
+                mark, "'fact' must be a fact type such as order.placed or a glob such as order.*"
+            )
+            return None
+        self.pattern_marks.setdefault(pattern, mark)
+        return pattern
 
     def group(self, kind: str, items: Any, mark: _Mark) -> Group | None:
         if not isinstance(items, _List) or not items:
@@ -209,38 +323,91 @@ class _Reader:
             out.extend(self.condition(item, item_mark))
         return Group(kind, tuple(out))  # type: ignore[arg-type]
 
-    def condition(self, item: Any, mark: _Mark) -> list[Group | Compare]:
+    def condition(self, item: Any, mark: _Mark) -> list[Condition]:
         if not isinstance(item, _Map) or len(item) != 1:
             self.problem(mark, "a condition is one 'path: value' or 'path: {operator: value}'")
             return []
         ((path, spec),) = item.items()
         key_mark = item.key_marks[path]
-        if path in ("all", "any"):
+        if path in ("all", "any", "none"):
             group = self.group(path, spec, key_mark)
             return [group] if group else []
+        if path == "history":
+            history = self.history(spec, key_mark)
+            return [history] if history else []
         if not isinstance(path, str) or path.split(".", 1)[0] not in ROOTS or "." not in path:
             self.problem(
-                key_mark, f"condition path {path!r} must start with data., profile. or fact."
+                key_mark,
+                f"condition path {path!r} must start with data., profile. or fact. "
+                "(or be all, any, none or history)",
             )
             return []
         if not isinstance(spec, _Map):
+            if isinstance(spec, list | dict):
+                self.problem(key_mark, f"{path}: compare with one value; for a list use 'in'")
+                return []
             return [Compare(path, "eq", _plain(spec))]
-        out: list[Group | Compare] = []
+        out: list[Condition] = []
         for op, value in spec.items():
             op_mark = spec.key_marks[op]
             if op not in OPERATORS:
                 self.problem(
-                    op_mark, f"unknown operator {op!r}; expected one of {', '.join(OPERATORS)}"
+                    op_mark,
+                    f"unknown operator {op!r}{_suggest(op, OPERATORS)} "
+                    f"(expected one of {', '.join(OPERATORS)})",
                 )
-            elif op == "in" and not isinstance(value, list):
-                self.problem(op_mark, "'in' takes a list of values")
-            elif op in ("gt", "gte", "lt", "lte") and (
-                isinstance(value, bool) or not isinstance(value, int | float | str)
-            ):
-                self.problem(op_mark, f"'{op}' compares with a number or a text, not {value!r}")
+                continue
+            message = _operand_problem(op, _plain(value))
+            if message:
+                self.problem(op_mark, message)
             else:
                 out.append(Compare(path, op, _plain(value)))
         return out
+
+    def history(self, spec: Any, mark: _Mark) -> History | None:
+        if not isinstance(spec, _Map) or "fact" not in spec:
+            self.problem(mark, "'history' needs a mapping with 'fact' (and within, where, count)")
+            return None
+        before = len(self.problems)
+        for key in spec:
+            if key not in HISTORY_KEYS:
+                self.problem(
+                    spec.key_marks[key],
+                    f"unknown key {key!r} in history{_suggest(key, HISTORY_KEYS)} "
+                    f"(expected one of {', '.join(HISTORY_KEYS)})",
+                )
+        pattern = self.fact_pattern(spec["fact"], spec.key_marks["fact"])
+        within = None
+        if "within" in spec:
+            try:
+                within = parse_duration(spec["within"])
+            except ValueError as exc:
+                self.problem(spec.key_marks["within"], f"history within: {exc}")
+        since = spec.get("since")
+        if since is not None and since != "trigger":
+            self.problem(spec.key_marks["since"], "history 'since' can only be 'trigger'")
+        where = None
+        if "where" in spec:
+            where = self.group("all", spec["where"], spec.key_marks["where"])
+        count_op, count = "gte", 1
+        if "count" in spec:
+            raw = _plain(spec["count"])
+            if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+                count_op, count = "eq", raw
+            elif (
+                isinstance(raw, dict)
+                and len(raw) == 1
+                and next(iter(raw)) in ("eq", "ne", "gt", "gte", "lt", "lte")
+                and isinstance(next(iter(raw.values())), int)
+            ):
+                ((count_op, count),) = raw.items()
+            else:
+                self.problem(
+                    spec.key_marks["count"], "history count is a number or {gte|lte|...: number}"
+                )
+        if len(self.problems) > before or pattern is None:
+            return None
+        return History(pattern, where, within, since == "trigger", count_op, count)
 
     def then(self, then: Any, mark: _Mark) -> list[ActionCall]:
         from hub.actions import ACTIONS  # the registry imports action modules
@@ -252,30 +419,110 @@ class _Reader:
             return []
         calls = []
         for item, item_mark in zip(then, then.item_marks, strict=True):
-            if not isinstance(item, _Map) or len(item) != 1:
-                self.problem(item_mark, "an action is one 'action_name: {parameters}'")
+            names = [k for k in item if k not in ACTION_KEYS] if isinstance(item, _Map) else []
+            if len(names) != 1:
+                self.problem(
+                    item_mark,
+                    "an action is one 'action_name: {parameters}', optionally with after, "
+                    "at and unless",
+                )
                 continue
-            ((name, params),) = item.items()
+            name = names[0]
+            params = item[name]
             key_mark = item.key_marks[name]
             spec = ACTIONS.get(name)
             if spec is None:
                 self.problem(
                     key_mark,
-                    f"unknown action {name!r}; expected one of {', '.join(sorted(ACTIONS))}",
+                    f"unknown action {name!r}{_suggest(name, ACTIONS)} "
+                    f"(expected one of {', '.join(sorted(ACTIONS))})",
                 )
                 continue
             try:
                 model: BaseModel = spec.params.model_validate(_plain(params or {}))
             except ValidationError as exc:
+                fields = list(spec.params.model_fields)
                 for err in exc.errors(include_url=False):
                     where = ".".join(str(p) for p in err["loc"]) or name
-                    msg = "unknown parameter" if err["type"] == "extra_forbidden" else err["msg"]
-                    self.problem(key_mark, f"{name}: {where}: {msg.removeprefix('Value error, ')}")
+                    msg = err["msg"].removeprefix("Value error, ")
+                    if err["type"] == "extra_forbidden":
+                        msg = f"unknown parameter{_suggest(err['loc'][-1], fields)}"
+                    self.problem(key_mark, f"{name}: {where}: {msg}")
                 continue
             for message in spec.check(model, self.templates_dir):
                 self.problem(key_mark, f"{name}: {message}")
-            calls.append(ActionCall(name, model.model_dump(exclude_none=True), key_mark.line))
+            timing = self.timing(item)
+            if timing is None:
+                continue
+            calls.append(
+                ActionCall(name, model.model_dump(exclude_none=True), key_mark.line, *timing)
+            )
         return calls
+
+    def timing(self, item: _Map) -> tuple[int | None, str | None, Group | None] | None:
+        from hub.templates import compile_error
+
+        before = len(self.problems)
+        after = at = unless = None
+        if "after" in item:
+            try:
+                after = parse_duration(item["after"])
+            except ValueError as exc:
+                self.problem(item.key_marks["after"], f"after: {exc}")
+        if "at" in item:
+            at = item["at"]
+            if not isinstance(at, str) or not at.strip():
+                self.problem(item.key_marks["at"], "at: a date/time or a template giving one")
+            elif err := compile_error(at):
+                self.problem(item.key_marks["at"], f"at: template does not compile: {err}")
+        if after is not None and at is not None:
+            self.problem(item.key_marks["at"], "give either 'after' or 'at', not both")
+        if "unless" in item:
+            unless = self.group("any", item["unless"], item.key_marks["unless"])
+            if "after" not in item and "at" not in item:
+                self.problem(
+                    item.key_marks["unless"], "'unless' is checked when a delay ends: add 'after'"
+                )
+        if len(self.problems) > before:
+            return None
+        return after, at, unless
+
+
+def _operand_problem(op: str, value: Any) -> str | None:
+    """Why ``value`` cannot be the operand of ``op``, or None."""
+    scalar = value is None or isinstance(value, bool | int | float | str)
+    if op in ("in", "not_in"):
+        if not isinstance(value, list) or not value:
+            return f"'{op}' takes a non-empty list of values"
+        if not all(v is None or isinstance(v, bool | int | float | str) for v in value):
+            return f"'{op}' takes a list of plain values (text, numbers, true/false, null)"
+    elif op in ("gt", "gte", "lt", "lte"):
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            return f"'{op}' compares with a number or a text, not {value!r}"
+    elif op in ("eq", "ne"):
+        if not scalar:
+            return f"'{op}' compares with one plain value, not {value!r}"
+    elif op == "contains":
+        if not isinstance(value, bool | int | float | str):
+            return f"'contains' takes a text or a number, not {value!r}"
+    elif op == "matches":
+        if not isinstance(value, str):
+            return "'matches' takes a regular expression (text)"
+        if "\\" in value:
+            return "'matches': no backslash escapes; write a literal dot as [.]"
+        try:
+            re.compile(value)
+        except re.error as exc:
+            return f"'matches': invalid regular expression: {exc}"
+    elif op in ("exists", "missing"):
+        if value not in (True, None):
+            return f"'{op}' takes no value (write '{op}: true')"
+    elif op in ("within", "before"):
+        try:
+            parse_duration(value)
+        except ValueError as exc:
+            return f"'{op}': {exc}"
+    return None
 
 
 def _plain(value: Any) -> Any:
@@ -293,12 +540,23 @@ def rule_files(path: Path) -> list[Path]:
     return sorted(p for p in path.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
 
 
+# What the hub emits by itself when an action takes effect (used to find emit cycles).
+IMPLICIT_EMITS = {
+    "update_profile": "profile.updated",
+    "create_profile": "profile.created",
+    "unsubscribe": "profile.unsubscribed",
+    "resubscribe": "profile.resubscribed",
+    "send_mail": "mail.sent",
+}
+
+
 def check_rules(path: Path, templates_dir: Path | None = None) -> tuple[RuleSet, list[RuleProblem]]:
     """Read every rule file under ``path``; return the rules and every problem found."""
     files = rule_files(path)
     templates_dir = templates_dir or (path if path.is_dir() else path.parent) / "templates"
     problems: list[RuleProblem] = []
     rules: list[Rule] = []
+    readers: list[_Reader] = []
     digest = hashlib.sha256()
     if not path.exists():
         problems.append(RuleProblem(str(path), 1, 1, "rule directory does not exist"))
@@ -308,8 +566,10 @@ def check_rules(path: Path, templates_dir: Path | None = None) -> tuple[RuleSet,
         reader = _Reader(str(file), templates_dir)
         rules.extend(reader.read(text))
         problems.extend(reader.problems)
+        readers.append(reader)
     for tpl in sorted(templates_dir.glob("*")) if templates_dir.is_dir() else []:
-        digest.update(tpl.name.encode() + b"\0" + tpl.read_bytes() + b"\0")
+        if tpl.is_file():
+            digest.update(tpl.name.encode() + b"\0" + tpl.read_bytes() + b"\0")
     seen: dict[str, Rule] = {}
     for rule in rules:
         if rule.name in seen:
@@ -323,7 +583,83 @@ def check_rules(path: Path, templates_dir: Path | None = None) -> tuple[RuleSet,
                 )
             )
         seen.setdefault(rule.name, rule)
+    problems.extend(_unknown_fact_types(readers, rules))
+    problems.extend(_emit_cycles(rules))
     return RuleSet(tuple(rules), digest.hexdigest()[:16], tuple(str(f) for f in files)), problems
+
+
+def known_fact_types(readers: list[_Reader], rules: list[Rule]) -> set[str]:
+    known = set(KNOWN_FACT_TYPES)
+    for reader in readers:
+        known.update(reader.fact_types)
+    for rule in rules:
+        for action in rule.actions:
+            if action.name == "emit":
+                known.add(action.params["type"])
+    return known
+
+
+def _unknown_fact_types(readers: list[_Reader], rules: list[Rule]) -> list[RuleProblem]:
+    known = known_fact_types(readers, rules)
+    problems = []
+    for reader in readers:
+        for pattern, mark in reader.pattern_marks.items():
+            if any(ch in pattern for ch in "*?"):
+                continue
+            if pattern in known:
+                continue
+            close = difflib.get_close_matches(pattern, sorted(known), n=1, cutoff=0.8)
+            if close:
+                problems.append(
+                    RuleProblem(
+                        reader.path,
+                        mark.line,
+                        mark.column,
+                        f"unknown fact type {pattern!r}; did you mean {close[0]!r}? "
+                        "(declare a new type under 'fact_types:')",
+                    )
+                )
+    return problems
+
+
+def _emit_cycles(rules: list[Rule]) -> list[RuleProblem]:
+    """Rules that trigger each other through ``emit`` actions without end."""
+    emits: dict[str, list[str]] = {}
+    for rule in rules:
+        emits[rule.name] = [a.params["type"] for a in rule.actions if a.name == "emit"]
+    edges = {
+        rule.name: [
+            other.name
+            for other in rules
+            if any(type_matches(other.fact_pattern, t) for t in emits[rule.name])
+        ]
+        for rule in rules
+    }
+    by_name = {r.name: r for r in rules}
+    problems: list[RuleProblem] = []
+    reported: set[frozenset[str]] = set()
+    for start in edges:
+        stack = [(start, [start])]
+        while stack:
+            node, trail = stack.pop()
+            for nxt in edges.get(node, []):
+                if nxt == start:
+                    cycle = frozenset(trail)
+                    if cycle not in reported:
+                        reported.add(cycle)
+                        rule = by_name[start]
+                        problems.append(
+                            RuleProblem(
+                                rule.file,
+                                rule.line,
+                                1,
+                                "emit cycle: " + " -> ".join([*trail, start])
+                                + " (each emits a fact the next one triggers on)",
+                            )
+                        )
+                elif nxt not in trail and len(trail) < 20:
+                    stack.append((nxt, [*trail, nxt]))
+    return problems
 
 
 def load_rules(path: Path, templates_dir: Path | None = None) -> RuleSet:

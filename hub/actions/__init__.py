@@ -1,7 +1,8 @@
 """The actions a rule can take, each an RQ job with a validated parameter model.
 
 An action is idempotent by its job id (fact, rule, action index): a job run twice, or a fact
-evaluated twice, takes effect once.
+evaluated twice, takes effect once. Every job takes ``(job_key, fact_id, profile_id, params,
+rule_name)``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,17 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from hub.actions.emit import EmitParams, check_emit
 from hub.actions.mail import SendMailParams, check_send_mail
-from hub.actions.profile import UpdateProfileParams, check_update_profile
+from hub.actions.profile import (
+    ConsentParams,
+    CreateProfileParams,
+    UpdateProfileParams,
+    check_consent,
+    check_create_profile,
+    check_update_profile,
+)
+from hub.actions.webhook import WebhookParams, check_webhook
 from hub.queue import ACTIONS_QUEUE, MAIL_QUEUE
 
 
@@ -28,22 +38,19 @@ class ActionSpec:
     check: Callable[[BaseModel, Path], list[str]]
 
 
+def _spec(name: str, params: type[BaseModel], module: str, check: Callable, queue: str = ACTIONS_QUEUE) -> ActionSpec:  # type: ignore[type-arg]
+    return ActionSpec(name, params, f"hub.actions.{module}.{name}", queue, check)
+
+
 ACTIONS: dict[str, ActionSpec] = {
     spec.name: spec
     for spec in (
-        ActionSpec(
-            "update_profile",
-            UpdateProfileParams,
-            "hub.actions.profile.update_profile",
-            ACTIONS_QUEUE,
-            check_update_profile,  # type: ignore[arg-type]
-        ),
-        ActionSpec(
-            "send_mail",
-            SendMailParams,
-            "hub.actions.mail.send_mail",
-            MAIL_QUEUE,
-            check_send_mail,  # type: ignore[arg-type]
-        ),
+        _spec("update_profile", UpdateProfileParams, "profile", check_update_profile),
+        _spec("create_profile", CreateProfileParams, "profile", check_create_profile),
+        _spec("unsubscribe", ConsentParams, "profile", check_consent),
+        _spec("resubscribe", ConsentParams, "profile", check_consent),
+        _spec("send_mail", SendMailParams, "mail", check_send_mail, MAIL_QUEUE),
+        _spec("webhook", WebhookParams, "webhook", check_webhook),
+        _spec("emit", EmitParams, "emit", check_emit),
     )
 }

@@ -1,7 +1,13 @@
-"""``send_mail``: render a template for the fact's profile and deliver it, at most once."""
+"""``send_mail``: render a template for the fact's profile and deliver it, at most once.
+
+``kind: marketing`` (the default) goes to subscribed profiles only; ``kind: transactional``
+(an order confirmation, a password reset) also to unsubscribed ones. No mail ever goes to a
+bounced address. A mail handed to the relay raises the hub's own ``mail.sent`` fact.
+"""
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +22,30 @@ from hub.models import Fact, Message, MessageStatus, Profile, ProfileStatus, utc
 from hub.templates import compile_error, file_compile_error, file_environment, render_string
 
 
+class MailKind(enum.StrEnum):
+    """Whether consent rules apply: marketing needs ``subscribed``; transactional does not."""
+
+    MARKETING = "marketing"
+    TRANSACTIONAL = "transactional"
+
+
 class SendMailParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     template: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
     subject: str = Field(min_length=1)
+    kind: MailKind = MailKind.MARKETING
+
+
+def refusal(status: str, email: str | None, kind: str) -> str | None:
+    """Why a mail of ``kind`` must not go to a profile in ``status``, or None."""
+    if not email:
+        return "profile has no email"
+    if status == ProfileStatus.BOUNCED.value:
+        return f"profile is {status}"
+    if kind == MailKind.MARKETING.value and status != ProfileStatus.SUBSCRIBED.value:
+        return f"profile is {status}"
+    return None
 
 
 def check_send_mail(params: SendMailParams, templates_dir: Path) -> list[str]:
@@ -64,11 +89,10 @@ def send_mail(
             message_id=new_message_id(rt.settings.mail_from.rpartition("@")[2] or "localhost"),
         )
         message.to_address = profile.email
-        if profile.status != ProfileStatus.SUBSCRIBED.value or not profile.email:
+        refused = refusal(profile.status, profile.email, p.kind.value)
+        if refused:
             message.status = MessageStatus.SKIPPED.value
-            message.error = (
-                f"profile is {profile.status}" if profile.email else "profile has no email"
-            )
+            message.error = refused
             session.add(message)
             return "skipped"
         context = {"profile": profile.as_dict(), "fact": fact.as_dict()}
@@ -105,6 +129,17 @@ def send_mail(
         row = session.get(Message, message.id)
         row.status = MessageStatus.SENT.value
         row.sent_at = utcnow()
+    from hub.actions.emit import raise_fact
+
+    raise_fact(
+        rt,
+        fact_type="mail.sent",
+        profile=context["profile"],
+        data={"template": p.template, "subject": subject, "kind": p.kind.value},
+        source_id=job_key,
+        cause_fact=context["fact"],
+        rule_name=rule_name,
+    )
     return "sent"
 
 

@@ -1,0 +1,86 @@
+"""``webhook``: call another system over HTTP with a JSON body built from templates.
+
+Sent with requests. A 5xx answer, a timeout or a connection failure raises
+:class:`RetriableError`, so RQ's ``Retry`` sends it again with backoff; a 4xx answer is the
+other side refusing the request itself, so it is recorded and never retried. A delivered call
+is recorded in the action ledger and not sent again when its job runs twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import requests
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hub import runtime
+from hub.actions.values import render_value, template_problems
+from hub.exceptions import RetriableError
+from hub.models import ActionRun, Fact, Profile
+
+log = logging.getLogger(__name__)
+
+
+class WebhookParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=8)
+    method: Literal["POST", "PUT", "PATCH", "GET", "DELETE"] = "POST"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Any = None
+    timeout: float = Field(default=10.0, gt=0, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://", "{{")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
+def check_webhook(params: WebhookParams, _templates: Path) -> list[str]:
+    return (
+        template_problems(params.url, "url")
+        + template_problems(params.headers, "headers")
+        + template_problems(params.body, "body")
+    )
+
+
+def webhook(
+    job_key: str, fact_id: int, profile_id: int, params: dict[str, Any], rule_name: str = ""
+) -> str:
+    """Send the request once it is accepted (2xx/3xx); retry on 5xx and timeouts only."""
+    rt = runtime.get()
+    p = WebhookParams.model_validate(params)
+    with rt.db.session() as session:
+        if session.get(ActionRun, job_key) is not None:
+            return "already sent"
+        profile = session.get(Profile, profile_id)
+        fact = session.get(Fact, fact_id)
+        if profile is None or fact is None:
+            return "profile or fact no longer exists"
+        context = {"profile": profile.as_dict(), "fact": fact.as_dict()}
+    url = str(render_value(p.url, context))
+    headers = {k: str(v) for k, v in render_value(p.headers, context).items()}
+    body = render_value(p.body, context)
+    headers.setdefault("Idempotency-Key", job_key)
+    kwargs: dict[str, Any] = {"headers": headers, "timeout": p.timeout}
+    if body is not None and p.method != "GET":
+        kwargs["data"] = json.dumps(body, default=str)
+        headers.setdefault("Content-Type", "application/json")
+    try:
+        response = requests.request(p.method, url, **kwargs)
+    except (requests.Timeout, requests.ConnectionError) as exc:
+        raise RetriableError(f"webhook {p.method} {url}: {type(exc).__name__}") from exc
+    if response.status_code >= 500:
+        raise RetriableError(f"webhook {p.method} {url}: HTTP {response.status_code}")
+    outcome = f"HTTP {response.status_code}"
+    with rt.db.session() as session:
+        session.add(ActionRun(job_id=job_key, action="webhook", fact_id=fact_id))
+    if response.status_code >= 400:
+        log.warning("webhook %s %s refused: %s (not retried)", p.method, url, outcome)
+        return f"refused: {outcome} (not retried)"
+    return f"sent: {outcome}"

@@ -1,0 +1,108 @@
+"""The past of a profile, for history conditions and rule limits.
+
+History conditions ("had an ``order.placed`` with total >= 50 in the last 30 days, at least
+twice") and limits (``once_per_profile``, ``at_most: 1 per 7d``) cannot be matched by
+durable_rules: they are evaluated in Python after the engine, against the facts and firings
+stored for the profile. :class:`DbContext` reads them for one batch, once per profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.conditions import parse_time
+from hub.models import Fact, RuleFiring, utcnow
+from hub.rulefile import Rule
+
+HISTORY_LIMIT = 5000  # facts per profile looked at by one history condition
+
+
+def fact_doc(fact: Fact) -> dict[str, Any]:
+    """A stored fact as history conditions see it (``type``, ``data``, ``fact``)."""
+    as_fact = fact.as_dict()
+    return {
+        "type": fact.type,
+        "fact": {k: v for k, v in as_fact.items() if k not in ("data", "profile")},
+        "data": as_fact["data"],
+    }
+
+
+@dataclass
+class DbContext:
+    """History and firings read from the database, cached per profile for one batch."""
+
+    session: Session
+    now: datetime = field(default_factory=utcnow)
+    _facts: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    _firings: dict[int, list[tuple[str, datetime]]] = field(default_factory=dict)
+
+    def facts(self, doc: dict[str, Any], since: datetime | None) -> list[dict[str, Any]]:
+        profile_id = (doc.get("profile") or {}).get("id")
+        if profile_id is None:
+            return []
+        if profile_id not in self._facts:
+            rows = self.session.scalars(
+                select(Fact)
+                .where(Fact.profile_id == profile_id)
+                .order_by(Fact.occurred_at.desc())
+                .limit(HISTORY_LIMIT)
+            )
+            self._facts[profile_id] = [fact_doc(f) for f in rows]
+        docs = self._facts[profile_id]
+        if since is None:
+            return docs
+        return [d for d in docs if (parse_time(d["fact"]["occurred_at"]) or since) >= since]
+
+    def firings(self, profile_id: int) -> list[tuple[str, datetime]]:
+        if profile_id not in self._firings:
+            rows = self.session.execute(
+                select(RuleFiring.rule_name, RuleFiring.fired_at).where(
+                    RuleFiring.profile_id == profile_id
+                )
+            )
+            self._firings[profile_id] = [(name, at) for name, at in rows]
+        return self._firings[profile_id]
+
+    def record(self, profile_id: int, rule_name: str, at: datetime) -> None:
+        """A firing of this batch counts for the next fact of the same profile."""
+        self.firings(profile_id).append((rule_name, at))
+
+
+def limit_reason(
+    rule: Rule, firings: Sequence[tuple[str, datetime]], now: datetime
+) -> str | None:
+    """Why ``rule`` may not fire again for a profile with these firings, or None."""
+    mine = [at for name, at in firings if name == rule.name]
+    if rule.once_per_profile and mine:
+        return f"once_per_profile: fired already at {min(mine).isoformat()}"
+    if rule.at_most:
+        count, seconds = rule.at_most
+        recent = [at for at in mine if at > now - timedelta(seconds=seconds)]
+        if len(recent) >= count:
+            return f"at_most {count} per {seconds}s: fired {len(recent)} times in that window"
+    return None
+
+
+def apply_limits(
+    rules: Sequence[Rule],
+    profile_id: int,
+    firings: Callable[[int], Sequence[tuple[str, datetime]]],
+    now: datetime,
+) -> tuple[list[Rule], dict[str, str]]:
+    """The rules that may fire, and for the others why not."""
+    allowed, held = [], {}
+    for rule in rules:
+        reason = None
+        if rule.once_per_profile or rule.at_most:
+            reason = limit_reason(rule, firings(profile_id), now)
+        if reason:
+            held[rule.name] = reason
+        else:
+            allowed.append(rule)
+    return allowed, held
