@@ -2,10 +2,15 @@
 
 Every write is a fact on the one fact path (:func:`hub.ingest.store_facts`, then
 :func:`hub.ingest.notify`), with ``source`` naming the API (``soap``, ``api``), so rules fire
-on it like on any other fact. The change itself is also applied to the profile **in the same
+on it like on any other fact. The change itself is applied to the profile **in the same
 transaction** that stores the fact: a caller that reads right after writing sees its write,
-and a fact is never stored without its change nor a change without its fact. Workers then
-evaluate the fact; merging its ``profile.fields`` again changes nothing.
+and a fact is never stored without its change, nor a change without its fact.
+
+The values written travel in the fact's ``data.fields`` (with ``data.changed`` naming the
+fields whose value changed), not in ``profile.fields``: the evaluator merges a fact's
+``profile.fields`` into the profile when it evaluates the fact, which for a change already
+applied would, at best, do nothing and, when a later write to the same field has been applied
+in between, put the older value back until that later fact is evaluated too.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from pydantic import ValidationError
 from redis import Redis
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -254,13 +260,15 @@ class ProfileService:
         status: str | None,
         external_ids: dict[str, str] | None,
     ) -> Profile:
-        ref = _build_ref(email, external_ids, status, fields)
+        ref = _build_ref(email, external_ids, status)
         (profile,) = resolve_profiles(session, [ref.model_dump(exclude_none=True)])
+        merge_fields(profile, fields)
         if tags:
             profile.tags = list(dict.fromkeys([*(profile.tags or []), *tags]))
         session.flush()
         self.catalog.learn(list(fields))
-        self._store(session, facts, "profile.created", ref, {"tags": list(tags)})
+        data = {"fields": fields, "changed": sorted(fields), "tags": list(tags)}
+        self._store(session, facts, "profile.created", ref, data)
         return profile
 
     def _update(
@@ -268,9 +276,8 @@ class ProfileService:
     ) -> None:
         changed = merge_fields(profile, fields)
         self.catalog.learn(list(fields))
-        self._fact(
-            session, facts, "profile.updated", profile, fields=fields, data={"changed": changed}
-        )
+        data = {"fields": fields, "changed": changed}
+        self._fact(session, facts, "profile.updated", profile, data=data)
 
     def _fact(
         self,
@@ -278,11 +285,10 @@ class ProfileService:
         facts: list[_StoredFact],
         fact_type: str,
         profile: Profile,
-        fields: dict[str, Any] | None = None,
         status: str | None = None,
         data: dict[str, Any] | None = None,
     ) -> _StoredFact:
-        ref = _ref(profile, fields=fields, status=status)
+        ref = _ref(profile, status=status)
         return self._store(session, facts, fact_type, ref, data or {})
 
     def _store(
@@ -404,26 +410,17 @@ def _load(session: Session, profile_id: int, lock: bool = False) -> Profile:
     return profile
 
 
-def _ref(
-    profile: Profile, fields: dict[str, Any] | None = None, status: str | None = None
-) -> ProfileRef:
+def _ref(profile: Profile, status: str | None = None) -> ProfileRef:
     return ProfileRef(
         email=profile.email,
         external_ids={x.source: x.external_id for x in profile.external_ids},
         status=status,
-        fields=fields or {},
     )
 
 
-def _build_ref(
-    email: str, external_ids: dict[str, str] | None, status: str | None, fields: dict[str, Any]
-) -> ProfileRef:
-    from pydantic import ValidationError
-
+def _build_ref(email: str, external_ids: dict[str, str] | None, status: str | None) -> ProfileRef:
     try:
-        return ProfileRef(
-            email=email, external_ids=external_ids or {}, status=status, fields=fields
-        )
+        return ProfileRef(email=email, external_ids=external_ids or {}, status=status)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in err["loc"]) or "profile"

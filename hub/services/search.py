@@ -236,7 +236,7 @@ def _compare(left: Any, op: Operator, right: Any) -> ColumnElement[bool]:
 def _field_text(dialect: str, name: str) -> ColumnElement[Any]:
     """A custom field as text: ``true``/``false`` for booleans, NULL when absent or null."""
     if dialect == "postgresql":
-        return Profile.fields.op("->>")(literal(name, String))
+        return Profile.fields.op("->>", return_type=String())(literal(name, String))
     path = literal(f'$."{name}"', String)
     kind = func.json_type(Profile.fields, path)
     return case(

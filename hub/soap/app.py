@@ -71,7 +71,7 @@ def build(flask_app: Flask) -> XmlGuard:
         tns=TNS,
         name="ContactHub",
         in_protocol=Soap11(
-            validator="soft", resolve_entities=False, load_dtd=False, no_network=True
+            validator="lxml", resolve_entities=False, load_dtd=False, no_network=True
         ),
         out_protocol=Soap11(),
     )
@@ -79,4 +79,9 @@ def build(flask_app: Flask) -> XmlGuard:
     # spyne logs every Client fault with a traceback at ERROR; a caller's mistake is not the
     # hub's error, and ``Server`` faults are still logged (by spyne and by call_wrapper).
     logging.getLogger("spyne.application.client").setLevel(logging.CRITICAL)
-    return XmlGuard(WsgiApplication(application), max_bytes=settings.max_body_bytes)
+    # it would log a refused document whole, API key header included
+    logging.getLogger("spyne.protocol.xml.invalid").setLevel(logging.CRITICAL)
+    operations = frozenset(m.name for s in application.services for m in s.public_methods.values())
+    return XmlGuard(
+        WsgiApplication(application), max_bytes=settings.max_body_bytes, operations=operations
+    )

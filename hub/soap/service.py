@@ -97,12 +97,11 @@ class DatabaseService(ServiceBase):
     @rpc(
         Unicode(min_occurs=1, nillable=False),
         Array(Field),
-        Array(Unicode(type_name="tag")),
+        Array(Unicode),
         Unicode,
         _returns=Profile,
-        _operation_name="Database_createProfile",
     )
-    def create_profile(
+    def Database_createProfile(
         ctx: Any, email: str, fields: list[Field] | None, tags: list[str] | None, status: str | None
     ) -> Profile:
         """Create a profile; ``Client.AlreadyExists`` if one has that email."""
@@ -114,9 +113,8 @@ class DatabaseService(ServiceBase):
         Array(Field, min_occurs=1, nillable=False),
         Boolean(default=False),
         _returns=UpdateResult,
-        _operation_name="Database_updateProfiles",
     )
-    def update_profiles(
+    def Database_updateProfiles(
         ctx: Any, requirements: list[Requirement], fields: list[Field], create: bool | None
     ) -> UpdateResult:
         """Update every matching profile, or create one when none matches and ``create``."""
@@ -134,9 +132,8 @@ class DatabaseService(ServiceBase):
         Integer(ge=0),
         Integer(ge=1),
         _returns=ProfileCollection,
-        _operation_name="Database_searchProfiles",
     )
-    def search_profiles(
+    def Database_searchProfiles(
         ctx: Any, requirements: list[Requirement] | None, start: int | None, length: int | None
     ) -> ProfileCollection:
         """Profiles meeting every requirement, ordered by id, one page at a time."""
@@ -148,8 +145,8 @@ class DatabaseService(ServiceBase):
             profile=[profile_to_soap(p) for p in page.profiles],
         )
 
-    @rpc(_returns=Array(FieldInfo), _operation_name="Database_fields")
-    def database_fields(ctx: Any) -> list[FieldInfo]:
+    @rpc(_returns=Array(FieldInfo))
+    def Database_fields(ctx: Any) -> list[FieldInfo]:
         """Every field name a requirement may use: columns, then custom fields in use."""
         return [FieldInfo(name=n, kind=k) for n, k in _service(ctx).known_fields()]
 
@@ -159,14 +156,12 @@ class ProfileOperations(ServiceBase):
 
     __in_header__ = ApiKey
 
-    @rpc(Long(min_occurs=1, nillable=False), _returns=Profile, _operation_name="Profile_get")
-    def get(ctx: Any, id: int) -> Profile:  # noqa: A002 - Copernica's parameter name
+    @rpc(Long(min_occurs=1, nillable=False), _returns=Profile)
+    def Profile_get(ctx: Any, id: int) -> Profile:  # noqa: A002 - Copernica's parameter name
         return profile_to_soap(_service(ctx).get(id))
 
-    @rpc(
-        Long(min_occurs=1, nillable=False), _returns=Array(Field), _operation_name="Profile_fields"
-    )
-    def fields(ctx: Any, id: int) -> list[Field]:  # noqa: A002
+    @rpc(Long(min_occurs=1, nillable=False), _returns=Array(Field))
+    def Profile_fields(ctx: Any, id: int) -> list[Field]:  # noqa: A002
         profile = _service(ctx).get(id)
         return [field_to_soap(k, v) for k, v in sorted(profile["fields"].items())]
 
@@ -174,37 +169,32 @@ class ProfileOperations(ServiceBase):
         Long(min_occurs=1, nillable=False),
         Array(Field, min_occurs=1, nillable=False),
         _returns=Profile,
-        _operation_name="Profile_updateFields",
     )
-    def update_fields(ctx: Any, id: int, fields: list[Field]) -> Profile:  # noqa: A002
+    def Profile_updateFields(ctx: Any, id: int, fields: list[Field]) -> Profile:  # noqa: A002
         return profile_to_soap(_service(ctx).update_fields(id, fields_in(fields)))
 
     @rpc(
         Long(min_occurs=1, nillable=False),
-        Array(Unicode(type_name="tag"), min_occurs=1, nillable=False),
+        Array(Unicode, min_occurs=1, nillable=False),
         _returns=Profile,
-        _operation_name="Profile_addTags",
     )
-    def add_tags(ctx: Any, id: int, tags: list[str]) -> Profile:  # noqa: A002
+    def Profile_addTags(ctx: Any, id: int, tags: list[str]) -> Profile:  # noqa: A002
         return profile_to_soap(_service(ctx).change_tags(id, add=tags or []))
 
     @rpc(
         Long(min_occurs=1, nillable=False),
-        Array(Unicode(type_name="tag"), min_occurs=1, nillable=False),
+        Array(Unicode, min_occurs=1, nillable=False),
         _returns=Profile,
-        _operation_name="Profile_removeTags",
     )
-    def remove_tags(ctx: Any, id: int, tags: list[str]) -> Profile:  # noqa: A002
+    def Profile_removeTags(ctx: Any, id: int, tags: list[str]) -> Profile:  # noqa: A002
         return profile_to_soap(_service(ctx).change_tags(id, remove=tags or []))
 
-    @rpc(
-        Long(min_occurs=1, nillable=False), _returns=Profile, _operation_name="Profile_unsubscribe"
-    )
-    def unsubscribe(ctx: Any, id: int) -> Profile:  # noqa: A002
+    @rpc(Long(min_occurs=1, nillable=False), _returns=Profile)
+    def Profile_unsubscribe(ctx: Any, id: int) -> Profile:  # noqa: A002
         return profile_to_soap(_service(ctx).unsubscribe(id))
 
-    @rpc(Long(min_occurs=1, nillable=False), _returns=Boolean, _operation_name="Profile_remove")
-    def remove(ctx: Any, id: int) -> bool:  # noqa: A002
+    @rpc(Long(min_occurs=1, nillable=False), _returns=Boolean)
+    def Profile_remove(ctx: Any, id: int) -> bool:  # noqa: A002
         _service(ctx).delete(id)
         return True
 
@@ -214,9 +204,8 @@ class ProfileOperations(ServiceBase):
         Array(Field),
         Unicode(max_len=255),
         _returns=FactResult,
-        _operation_name="Profile_postFact",
     )
-    def post_fact(
+    def Profile_postFact(
         ctx: Any,
         id: int,  # noqa: A002
         type: str,  # noqa: A002

@@ -60,7 +60,7 @@ class Profile(Model):
     email = Unicode
     status = Unicode
     fields = Array(Field)
-    tags = Array(Unicode(type_name="tag"))
+    tags = Array(Unicode)
     external_ids = Array(ExternalId)
     created_at = DateTime
     updated_at = DateTime

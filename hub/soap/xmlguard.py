@@ -46,14 +46,22 @@ class Refused(Exception):
 
 
 def check_document(
-    body: bytes, max_depth: int = MAX_DEPTH, max_elements: int = MAX_ELEMENTS
+    body: bytes,
+    max_depth: int = MAX_DEPTH,
+    max_elements: int = MAX_ELEMENTS,
+    operations: frozenset[str] = frozenset(),
 ) -> None:
-    """Parse ``body`` safely and raise :class:`Refused` if it is hostile or malformed."""
+    """Parse ``body`` safely and raise :class:`Refused` if it is hostile or malformed.
+
+    With ``operations`` given, the element inside the SOAP Body must be one of them, so an
+    unknown operation gets ``Client.UnknownOperation`` naming it (rather than a schema error).
+    """
     if not body.strip():
         raise Refused("Client.MalformedXml", "the request body is empty; send a SOAP envelope")
     depth = elements = 0
+    path: list[str] = []
     try:
-        for event, _elem in iterparse(
+        for event, elem in iterparse(
             io.BytesIO(body),
             events=("start", "end"),
             forbid_dtd=True,
@@ -63,12 +71,16 @@ def check_document(
             if event == "start":
                 depth += 1
                 elements += 1
+                path.append(elem.tag)
+                if operations and depth == 3 and path[1].endswith("}Body"):
+                    _check_operation(elem.tag, operations)
                 if depth > max_depth:
                     raise Refused("Client.XmlTooDeep", f"XML nested deeper than {max_depth} levels")
                 if elements > max_elements:
                     raise Refused("Client.XmlTooLarge", f"more than {max_elements} XML elements")
             else:
                 depth -= 1
+                path.pop()
     except DTDForbidden:
         raise Refused("Client.XmlForbidden", "a DTD (<!DOCTYPE ...>) is not allowed") from None
     except EntitiesForbidden:
@@ -81,12 +93,24 @@ def check_document(
         raise Refused("Client.MalformedXml", f"malformed XML: {exc}") from None
 
 
+def _check_operation(tag: str, operations: frozenset[str]) -> None:
+    name = tag.rpartition("}")[2]
+    if name not in operations:
+        raise Refused(
+            "Client.UnknownOperation",
+            f"{name}: no such operation; the WSDL at /soap?wsdl lists them",
+        )
+
+
 class XmlGuard:
     """WSGI middleware: only safe, bounded XML bodies reach the wrapped SOAP application."""
 
-    def __init__(self, app: WsgiApp, max_bytes: int = MAX_BYTES) -> None:
+    def __init__(
+        self, app: WsgiApp, max_bytes: int = MAX_BYTES, operations: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.operations = operations
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -95,7 +119,7 @@ class XmlGuard:
             return self.app(environ, start_response)
         try:
             body = self._read(environ)
-            check_document(body)
+            check_document(body, operations=self.operations)
         except Refused as refused:
             payload = fault_document(refused.code, refused.message)
             start_response(
