@@ -312,7 +312,7 @@ UPSERT_UNKNOWN = (
     "<hub:Database_updateProfiles><hub:requirements><hub:Requirement>"
     "<hub:fieldname>colour</hub:fieldname><hub:value>red</hub:value></hub:Requirement>"
     "</hub:requirements><hub:fields><hub:Field><hub:name>x</hub:name><hub:value>1</hub:value>"
-    "</hub:Field></hub:fields><hub:create>true</hub:create></hub:Database_updateProfiles>"
+    "</hub:Field></hub:fields><hub:create>false</hub:create></hub:Database_updateProfiles>"
 )
 
 

@@ -23,7 +23,7 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 from redis import Redis
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from hub.config import Settings
@@ -137,10 +137,16 @@ class ProfileService:
         """Copernica's ``Database_updateProfiles``: set ``fields`` on every profile meeting the
         requirements; when none does and ``create`` is true, create one from the fields plus the
         requirements' ``=`` values (the key fields, such as ``email``).
+
+        With ``create``, an ``=`` requirement may name a field no profile has yet: it is the key
+        field the new profile will get (the first upsert by a new key must work). Without
+        ``create`` such a name is an unknown field, as in a search.
         """
         fields = check_fields(fields)
         with self._writing() as (session, facts):
-            condition = build_filter(session, self.catalog, list(requirements))
+            condition = build_filter(
+                session, self.catalog, list(requirements), new_keys_allowed=create
+            )
             matches = list(
                 session.scalars(
                     select(Profile).where(condition).order_by(Profile.id).with_for_update()
@@ -169,6 +175,11 @@ class ProfileService:
         add, remove = check_tags(add, "add"), check_tags(remove, "remove")
         if not add and not remove:
             raise InputError("missing_value", "add", "give tags to add or to remove")
+        for index, tag in enumerate(remove):
+            if tag in add:
+                raise InputError(
+                    "invalid_value", f"remove[{index}]", f"tag {tag!r} is both added and removed"
+                )
         with self._writing() as (session, facts):
             profile = _load(session, profile_id, lock=True)
             before = list(profile.tags or [])
@@ -201,8 +212,11 @@ class ProfileService:
     def delete(self, profile_id: int) -> int:
         """Delete a profile; the ``profile.deleted`` fact is kept as the record of it.
 
-        That fact is stored as already evaluated: evaluating a fact resolves (and so would
-        re-create) the contact it names, which is the opposite of what was asked.
+        Evaluating a fact resolves, and so would re-create, the contact it names. So the
+        deletion fact is stored as already evaluated, and facts about this contact still
+        waiting for a worker are settled as ``failed`` with the reason: no rule acts (or mails)
+        on a contact that was deleted. A fact a worker has already claimed can still
+        re-create the contact; ``docs/soap.md`` says so.
         """
         with self._writing() as (session, facts):
             profile = _load(session, profile_id, lock=True)
@@ -211,6 +225,20 @@ class ProfileService:
                 update(Fact)
                 .where(Fact.id == fact.id)
                 .values(status=FactStatus.EVALUATED.value, evaluated_at=utcnow())
+            )
+            about = [
+                Fact.profile_ref[("external_ids", x.source)].as_string() == x.external_id
+                for x in profile.external_ids
+            ]
+            if profile.email:
+                about.append(Fact.profile_ref["email"].as_string() == profile.email)
+            session.execute(
+                update(Fact)
+                .where(Fact.status == FactStatus.PENDING.value, or_(*about))
+                .values(
+                    status=FactStatus.FAILED.value,
+                    error=f"profile {profile.id} was deleted before this fact was evaluated",
+                )
             )
             session.execute(delete(Profile).where(Profile.id == profile.id))
             return fact.id

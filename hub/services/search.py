@@ -155,9 +155,16 @@ def custom_field_names(session: Session) -> list[str]:
 
 
 def build_filter(
-    session: Session, catalog: FieldCatalog, requirements: list[Requirement]
+    session: Session,
+    catalog: FieldCatalog,
+    requirements: list[Requirement],
+    new_keys_allowed: bool = False,
 ) -> ColumnElement[bool]:
-    """One SQL condition for all ``requirements`` (AND); InputError names the bad one."""
+    """One SQL condition for all ``requirements`` (AND); InputError names the bad one.
+
+    ``new_keys_allowed`` accepts an ``=`` requirement on a custom field no profile has yet
+    (an upsert that may create the first profile with that key field).
+    """
     if len(requirements) > MAX_REQUIREMENTS:
         raise InputError(
             "invalid_value", "requirements", f"at most {MAX_REQUIREMENTS} requirements per search"
@@ -169,7 +176,9 @@ def build_filter(
         name = (req.fieldname or "").strip()
         if not name:
             raise InputError("missing_value", f"{where}.fieldname", "a field name is required")
-        if not catalog.is_known(session, name):
+        op = parse_operator(req.operator, f"{where}.operator")
+        new_key = new_keys_allowed and op is Operator.EQ and FIELD_NAME.match(name)
+        if not new_key and not catalog.is_known(session, name):
             raise InputError(
                 "unknown_field",
                 f"{where}.fieldname",
@@ -177,7 +186,6 @@ def build_filter(
             )
         if req.value is None:
             raise InputError("missing_value", f"{where}.value", "a value is required")
-        op = parse_operator(req.operator, f"{where}.operator")
         kind = COLUMNS.get(name, ColumnKind.CUSTOM)
         clauses.append(_clause(dialect, name, kind, op, req, where))
     return and_(true(), *clauses)

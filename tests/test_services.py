@@ -1,0 +1,266 @@
+"""The profile service layer that SOAP and REST share: every write is a fact of its source,
+applied at once; searches name unknown fields; bad input changes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from hub.exceptions import ConflictError, InputError, NotFoundError
+from hub.models import Fact, Profile
+from hub.runtime import Runtime
+from hub.services.profiles import ProfileService
+from hub.services.search import Requirement
+from tests.conftest import run_jobs
+
+
+@pytest.fixture
+def svc(hub_runtime: Runtime) -> ProfileService:
+    return ProfileService(hub_runtime.db, hub_runtime.settings, hub_runtime.redis, "soap")
+
+
+def facts(rt: Runtime) -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+    with rt.db.session() as session:
+        rows = session.execute(
+            select(Fact.type, Fact.source, Fact.profile_ref, Fact.data).order_by(Fact.id)
+        )
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def count(rt: Runtime, model: Any) -> int:
+    with rt.db.session() as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+def req(field: str, value: str, op: str = "=", case: bool = False) -> Requirement:
+    return Requirement(fieldname=field, value=value, operator=op, casesensitive=case)
+
+
+def test_create_is_a_fact_and_readable_at_once(svc: ProfileService, hub_runtime: Runtime) -> None:
+    made = svc.create("Ann@Example.com", {"city": "Delft", "age": 41}, ["new"])
+    assert svc.get(made["id"]) == made
+    assert made["email"] == "ann@example.com" and made["fields"] == {"city": "Delft", "age": 41}
+    assert made["tags"] == ["new"] and made["status"] == "subscribed"
+    assert facts(hub_runtime) == [
+        (
+            "profile.created",
+            "soap",
+            {"email": "ann@example.com", "status": "subscribed"},
+            {"fields": {"city": "Delft", "age": 41}, "changed": ["age", "city"], "tags": ["new"]},
+        )
+    ]
+    with pytest.raises(ConflictError) as taken:
+        svc.create("ANN@example.com")
+    assert (taken.value.code, taken.value.field) == ("already_exists", "email")
+    assert count(hub_runtime, Fact) == 1
+
+
+def test_evaluating_the_facts_keeps_the_latest_values(
+    svc: ProfileService, hub_runtime: Runtime
+) -> None:
+    pid = svc.create("bo@example.com", {"city": "Ghent"})["id"]
+    svc.update_fields(pid, {"city": "Leuven"})
+    svc.update_fields(pid, {"city": "Antwerp", "zip": "2000"})
+    run_jobs(hub_runtime)  # the worker evaluates all three facts after the writes
+    assert svc.get(pid)["fields"] == {"city": "Antwerp", "zip": "2000"}
+    with hub_runtime.db.session() as session:
+        assert set(session.scalars(select(Fact.status))) == {"evaluated"}
+        assert set(session.scalars(select(Fact.profile_id))) == {pid}
+
+
+def test_upsert_by_key_fields(svc: ProfileService, hub_runtime: Runtime) -> None:
+    key = [req("email", "Cem@Example.com"), req("shop_id", "77")]
+    created = svc.update_profiles(key, {"city": "Oslo"}, create=True)
+    assert created.created
+    (profile,) = created.profiles
+    assert profile["email"] == "cem@example.com"
+    assert profile["fields"] == {"shop_id": "77", "city": "Oslo"}  # key fields are kept
+    again = svc.update_profiles(key, {"city": "Bergen"}, create=True)
+    assert not again.created and [p["id"] for p in again.profiles] == [profile["id"]]
+    assert svc.get(profile["id"])["fields"] == {"shop_id": "77", "city": "Bergen"}
+    assert [f[0] for f in facts(hub_runtime)] == ["profile.created", "profile.updated"]
+
+
+def test_upsert_updates_every_match(svc: ProfileService, hub_runtime: Runtime) -> None:
+    for i in range(3):
+        svc.create(f"p{i}@example.com", {"team": "red" if i < 2 else "blue"})
+    result = svc.update_profiles([req("team", "RED")], {"bonus": True}, create=True)
+    assert not result.created and len(result.profiles) == 2
+    page = svc.search([req("bonus", "true")])
+    assert [p["email"] for p in page.profiles] == ["p0@example.com", "p1@example.com"]
+    assert count(hub_runtime, Fact) == 5
+
+
+def test_upsert_that_cannot_create_names_why(svc: ProfileService, hub_runtime: Runtime) -> None:
+    with pytest.raises(InputError) as unknown:  # without create, a new name is a typo
+        svc.update_profiles([req("city", "Rome")], {"x": 1}, create=False)
+    assert (unknown.value.code, unknown.value.field) == (
+        "unknown_field",
+        "requirements[0].fieldname",
+    )
+    with pytest.raises(InputError) as err:
+        svc.update_profiles([req("city", "Rome")], {"x": 1}, create=True)
+    assert (err.value.code, err.value.field) == ("missing_value", "requirements")
+    assert "email" in err.value.message
+    assert count(hub_runtime, Fact) == 0 and count(hub_runtime, Profile) == 0
+
+
+@pytest.mark.parametrize(
+    ("requirement", "expected"),
+    [
+        (req("city", "Delft", "=", True), ["a"]),
+        (req("city", "delft"), ["a", "b"]),
+        (req("city", "delft", "!="), ["c", "d"]),  # d has no city: compares as ""
+        (
+            req(
+                "city",
+                "",
+                "=",
+            ),
+            ["d"],
+        ),
+        (req("age", "30", ">"), ["b", "c"]),
+        (req("age", "30", ">="), ["a", "b", "c"]),
+        (req("age", "41", "<"), ["a"]),
+        (req("age", "41", "<="), ["a", "b"]),
+        (req("age", "5", ">"), ["a", "b", "c"]),  # numeric, not text, comparison
+        (req("code", "B", "<"), ["a", "c", "d"]),  # as text when the value is no number
+        (req("city", "DEL%", "LIKE"), ["a", "b"]),
+        (req("city", "Del%", "LIKE", True), ["a"]),
+        (req("city", "d_lft", "LIKE", True), ["b"]),
+        (req("city", "%LFT", "NOT LIKE"), ["c", "d"]),
+        (req("vip", "true"), ["b"]),
+        (req("tags", "buyer"), ["a", "c"]),
+        (req("tags", "buyer", "!="), ["b", "d"]),
+        (req("status", "unsubscribed"), ["d"]),
+        (req("email", "C@EXAMPLE.COM"), ["c"]),
+        (req("created_at", "2000-01-01T00:00:00+00:00", ">"), ["a", "b", "c", "d"]),
+    ],
+)
+def test_search_operators(
+    svc: ProfileService, requirement: Requirement, expected: list[str]
+) -> None:
+    svc.create("a@example.com", {"city": "Delft", "age": 30, "code": "A"}, ["buyer"])
+    svc.create("b@example.com", {"city": "delft", "age": "41", "vip": True, "code": "B"})
+    svc.create("c@example.com", {"city": "Utrecht", "age": 65.5}, ["buyer"])
+    svc.create("d@example.com", {"age": "unknown"}, status="unsubscribed")
+    page = svc.search([requirement])
+    assert [p["email"][0] for p in page.profiles] == expected
+    assert page.total == len(expected)
+
+
+def test_paging(svc: ProfileService) -> None:
+    for i in range(7):
+        svc.create(f"p{i}@example.com", {"n": i})
+    page = svc.search([req("n", "1", ">=")], start=2, length=3)
+    assert (page.start, page.length, page.total) == (2, 3, 6)
+    assert [p["fields"]["n"] for p in page.profiles] == [3, 4, 5]
+    last = svc.search([], start=6, length=3)
+    assert (last.length, last.total, [p["fields"]["n"] for p in last.profiles]) == (1, 7, [6])
+
+
+@pytest.mark.parametrize(
+    ("requirements", "start", "length", "code", "field"),
+    [
+        ([req("colour", "red")], 0, None, "unknown_field", "requirements[0].fieldname"),
+        (
+            [req("city", "x"), req("Email", "x")],
+            0,
+            None,
+            "unknown_field",
+            "requirements[1].fieldname",
+        ),
+        ([req("", "x")], 0, None, "missing_value", "requirements[0].fieldname"),
+        ([req("city", "x", "~")], 0, None, "invalid_operator", "requirements[0].operator"),
+        ([req("tags", "x", ">")], 0, None, "invalid_operator", "requirements[0].operator"),
+        ([req("id", "seven")], 0, None, "invalid_value", "requirements[0].value"),
+        ([req("created_at", "yesterday")], 0, None, "invalid_value", "requirements[0].value"),
+        ([], -1, None, "invalid_value", "start"),
+        ([], 0, 0, "invalid_value", "length"),
+        ([], 0, 5000, "invalid_value", "length"),
+    ],
+)
+def test_bad_search_names_the_field(
+    svc: ProfileService,
+    requirements: list[Requirement],
+    start: int,
+    length: int | None,
+    code: str,
+    field: str,
+) -> None:
+    svc.create("a@example.com", {"city": "Delft"})
+    with pytest.raises(InputError) as err:
+        svc.search(requirements, start, length)
+    assert (err.value.code, err.value.field) == (code, field)
+
+
+def test_field_written_elsewhere_is_known_at_once(
+    svc: ProfileService, hub_runtime: Runtime
+) -> None:
+    svc.create("a@example.com", {"city": "Delft"})
+    assert ("city", "custom") in svc.known_fields()
+    # a rule or connector writes a new field straight into the table
+    with hub_runtime.db.session() as session:
+        profile = session.scalar(select(Profile))
+        profile.fields = {"city": "Delft", "loyalty": "gold"}
+    other = ProfileService(hub_runtime.db, hub_runtime.settings, hub_runtime.redis, "api")
+    other.catalog._read_at -= 60  # noqa: SLF001 - as if the last re-read were a minute ago
+    assert [p["email"] for p in other.search([req("loyalty", "gold")]).profiles] == [
+        "a@example.com"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fields", "code", "field"),
+    [
+        ({"email": "x@y.zz"}, "reserved_field", "fields.email"),
+        ({"tags": []}, "reserved_field", "fields.tags"),
+        ({"first name": "Ann"}, "invalid_field_name", "fields.first name"),
+        ({"nested": {"a": 1}}, "invalid_value", "fields.nested"),
+        ({"list": [1]}, "invalid_value", "fields.list"),
+    ],
+)
+def test_bad_fields_change_nothing(
+    svc: ProfileService, hub_runtime: Runtime, fields: dict[str, Any], code: str, field: str
+) -> None:
+    pid = svc.create("a@example.com", {"city": "Delft"})["id"]
+    with pytest.raises(InputError) as err:
+        svc.update_fields(pid, {"ok": 1, **fields})
+    assert (err.value.code, err.value.field) == (code, field)
+    assert svc.get(pid)["fields"] == {"city": "Delft"}
+    assert count(hub_runtime, Fact) == 1
+
+
+def test_tags_unsubscribe_delete_and_post_fact(svc: ProfileService, hub_runtime: Runtime) -> None:
+    pid = svc.create("a@example.com", {}, ["new"])["id"]
+    with pytest.raises(InputError) as both:
+        svc.change_tags(pid, add=["new"], remove=["new"])
+    assert (both.value.code, both.value.field) == ("invalid_value", "remove[0]")
+    assert svc.change_tags(pid, add=["buyer", "new"], remove=["gone"])["tags"] == ["new", "buyer"]
+    assert svc.change_tags(pid, remove=["new"])["tags"] == ["buyer"]
+    assert svc.unsubscribe(pid)["status"] == "unsubscribed"
+    fact_id, status = svc.post_fact(pid, "order.placed", {"total": 80}, "order-1")
+    assert status == "accepted"
+    assert svc.post_fact(pid, "order.placed", {"total": 80}, "order-1") == (fact_id, "duplicate")
+    svc.delete(pid)
+    with pytest.raises(NotFoundError):
+        svc.get(pid)
+    with pytest.raises(NotFoundError) as missing:
+        svc.update_fields(pid, {"a": 1})
+    assert missing.value.field == "id"
+    run_jobs(hub_runtime)  # evaluating the earlier facts must not bring the contact back
+    assert count(hub_runtime, Profile) == 0
+    with hub_runtime.db.session() as session:
+        settled = session.execute(select(Fact.status, Fact.error).order_by(Fact.id)).all()
+    assert settled[-1] == ("evaluated", None)
+    assert {s for s, _ in settled[:-1]} == {"failed"}
+    assert settled[0][1] == f"profile {pid} was deleted before this fact was evaluated"
+    assert [(f[0], f[3]) for f in facts(hub_runtime)][1:] == [
+        ("profile.tagged", {"added": ["buyer"], "removed": []}),
+        ("profile.tagged", {"added": [], "removed": ["new"]}),
+        ("profile.unsubscribed", {"previous_status": "subscribed"}),
+        ("order.placed", {"total": 80}),
+        ("profile.deleted", {"id": pid}),
+    ]
