@@ -8,8 +8,10 @@ against).
 Comparisons are *type-guarded* so that both readings agree: durable_rules compares a text with
 a number (``"abc" > 5`` is true there, a ``TypeError`` in Python) and treats ``"3" == 3`` as
 equal. Every document the engine sees therefore carries ``_t``, the kind of each path the
-rules use (``m`` missing, ``z`` null, ``b`` boolean, ``n`` number, ``s`` text, ``l`` list,
-``d`` mapping), and a comparison holds only between values of the same kind.
+rules use (``m`` missing, ``z`` null, ``b`` boolean, ``n`` number, ``s`` text, ``e`` empty
+text, ``l`` list, ``d`` mapping), and a comparison holds only between values of the same
+kind. (durable orders an empty text after texts that start with a space, so ordering
+comparisons only hold between numbers or between non-empty texts.)
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ def kind(value: Any) -> str:
     if isinstance(value, int | float):
         return "n"
     if isinstance(value, str):
-        return "s"
+        return "s" if value else "e"  # durable orders "" oddly: empty text is a kind apart
     if isinstance(value, list):
         return "l"
     return "d"
@@ -188,12 +190,36 @@ def rule_to_durable(
     residual: list[Condition] = []
     for item in _flatten_all(condition):
         expr = to_durable(item, paths)
-        if expr is None:
+        if expr is None or not _fits_durable(expr):
             residual.append(item)
         else:
             parts.append(expr)
     expr = parts[0] if len(parts) == 1 else {"$and": parts}
     return expr, (Group("all", tuple(residual)) if residual else None)
+
+
+MAX_DISJUNCTS = 1024  # durable expands $or into alternatives; keep that expansion small
+MAX_ITEM_TESTS = 8  # measured: 16 alternatives each testing list items fail to load (code 113)
+
+
+def _dnf(expr: dict[str, Any]) -> tuple[int, int]:
+    """(alternatives, list-item tests) once durable has expanded ``expr``."""
+    ((key, value),) = expr.items()
+    if key == "$or":
+        parts = [_dnf(e) for e in value]
+        return sum(p[0] for p in parts), sum(p[1] for p in parts)
+    if key == "$and":
+        alternatives, items = 1, 0
+        for n, k in (_dnf(e) for e in value):
+            items = items * n + k * alternatives
+            alternatives *= n
+        return alternatives, items
+    return 1, int(key == "$iany")
+
+
+def _fits_durable(expr: dict[str, Any]) -> bool:
+    alternatives, items = _dnf(expr)
+    return alternatives <= MAX_DISJUNCTS and items <= MAX_ITEM_TESTS
 
 
 def _flatten_all(group: Group) -> Iterable[Condition]:
@@ -278,7 +304,7 @@ def _compare_to_durable(c: Compare, paths: PathIndex, negate: bool) -> dict[str,
             return None
         return _or(in_list, _and({t: "s"}, {"$mt": {c.path: f".*{literal}.*"}}))
     if op == "matches":
-        return _and({t: "s"}, {"$mt": {c.path: c.value}})
+        return _and(_or({t: "s"}, {t: "e"}), {"$mt": {c.path: c.value}})
     raise ValueError(f"unknown operator {op!r}")
 
 

@@ -57,7 +57,27 @@ class RuleEngine:
             {h.fact for rule in ruleset.rules for h in _histories(rule)}
         )
         if ruleset.rules:
-            self._host.set_rulesets({self._name: self.durable_definition()})
+            try:
+                self._host.set_rulesets({self._name: self.durable_definition()})
+            except Exception:  # noqa: BLE001 - durable refuses some large expressions
+                self._degrade()
+                self._host = _Host()
+                self._host.set_rulesets({self._name: self.durable_definition()})
+
+    def _degrade(self) -> None:
+        """Rules durable refuses keep only their trigger there; Python checks the rest."""
+        for index, rule in enumerate(self.ruleset.rules):
+            key = f"r{index}"
+            probe = _Host()
+            try:
+                probe.set_rulesets(
+                    {f"probe{next(_ruleset_names)}": {key: {"all": [{"m": _copy(self.definitions[key])}], "run": lambda _c: None}}}
+                )
+            except Exception:  # noqa: BLE001
+                log.warning("rule %r: durable_rules cannot hold its conditions; "
+                            "they are evaluated in Python", rule.name)
+                self.definitions[key], _ = rule_to_durable(rule.fact_pattern, Group("all", ()))
+                self.residuals[index] = rule.condition
 
     def wants(self, doc: dict[str, Any]) -> bool:
         """Whether a fact the hub would raise itself can matter to this rule set.

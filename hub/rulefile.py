@@ -497,14 +497,14 @@ def _operand_problem(op: str, value: Any) -> str | None:
         if not all(v is None or isinstance(v, bool | int | float | str) for v in value):
             return f"'{op}' takes a list of plain values (text, numbers, true/false, null)"
     elif op in ("gt", "gte", "lt", "lte"):
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            return f"'{op}' compares with a number or a text, not {value!r}"
+        if isinstance(value, bool) or not isinstance(value, int | float | str) or value == "":
+            return f"'{op}' compares with a number or a non-empty text, not {value!r}"
     elif op in ("eq", "ne"):
         if not scalar:
             return f"'{op}' compares with one plain value, not {value!r}"
     elif op == "contains":
-        if not isinstance(value, bool | int | float | str):
-            return f"'contains' takes a text or a number, not {value!r}"
+        if not isinstance(value, bool | int | float | str) or value == "":
+            return f"'contains' takes a non-empty text or a number, not {value!r}"
     elif op == "matches":
         if not isinstance(value, str):
             return "'matches' takes a regular expression (text)"
