@@ -226,9 +226,6 @@ def refresh(rt: Any, rules_dir: Path | None = None) -> RuleFileError | None:
     path = rules_dir or rt.settings.rules_dir
     current = rt.engine
     fingerprint = directory_fingerprint(path)
-    if current.fingerprint is None:
-        current.fingerprint = fingerprint
-        return None
     if fingerprint == current.fingerprint:
         return None
     key = f"{rt.settings.redis_prefix}:rules:error"
