@@ -32,6 +32,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     api_profiles.init_app(app)
     soap.init_app(app)
+
+    from hub import api_rules
+
+    api_rules.init_app(app)
     return app
 
 

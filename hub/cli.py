@@ -90,6 +90,11 @@ def rules_check(path: Path | None) -> None:
     click.echo(f"{count} are valid (version {ruleset.version})")
 
 
+from hub.cli_rules import register as _register_rule_tools  # noqa: E402 - needs the group
+
+_register_rule_tools(rules)
+
+
 @main.command()
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--scheduler/--no-scheduler", default=True, help="Also run the cron scheduler.")
