@@ -388,12 +388,15 @@ def count_history(h: History, doc: dict[str, Any], ctx: Context | None) -> int:
     if h.since_trigger:
         trigger = parse_time(lookup(doc, "fact.occurred_at"))
         since = max(since, trigger) if since and trigger else (trigger or since)
-    own_id = lookup(doc, "fact.id")
+    own = _position(doc)
     n = 0
     for other in ctx.facts(doc, since):
-        if other.get("fact", {}).get("id") == own_id and own_id is not None:
-            continue
-        when = parse_time(other.get("fact", {}).get("occurred_at"))
+        place = _position(other)
+        if own is not None and place is not None:
+            # history is what came before the fact; "since the trigger" what came after it
+            if (place <= own) if h.since_trigger else (place >= own):
+                continue
+        when = place[0] if place else None
         if when is not None and (when > now or (since is not None and when < since)):
             continue
         if not type_matches(h.fact, other.get("type", "")):
@@ -401,6 +404,16 @@ def count_history(h: History, doc: dict[str, Any], ctx: Context | None) -> int:
         if h.where is None or evaluate(h.where, other, ctx):
             n += 1
     return n
+
+
+def _position(doc: dict[str, Any]) -> tuple[datetime, int] | None:
+    """Where a fact stands in a profile's history: (occurred_at, id), ties broken by id."""
+    fact = doc.get("fact") or {}
+    when = parse_time(fact.get("occurred_at"))
+    fid = fact.get("id")
+    if when is None or not isinstance(fid, int):
+        return None
+    return when, fid
 
 
 def evaluate(cond: Condition, doc: dict[str, Any], ctx: Context | None = None) -> bool:

@@ -146,6 +146,8 @@ def evaluate_claimed(rt: Runtime, token: str) -> None:
         profiles = resolve_profiles(session, refs)
         session.flush()
         raised = _profile_facts(facts, profiles, refs, known)
+        for fact, profile in zip(facts, profiles, strict=True):
+            fact.profile_id = profile.id  # so that history conditions see this batch's facts
         docs = [fact_document(f, p) for f, p in zip(facts, profiles, strict=True)]
         now = utcnow()
         ctx = DbContext(session, now)
