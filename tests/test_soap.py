@@ -459,3 +459,30 @@ def test_oversized_body_is_refused_unread(hub_url: str, app: Any, api_key: str) 
     got, message = post(hub_url, envelope(padding + "<hub:Database_fields/>", api_key))
     assert (got, message) == ("Client.XmlTooLarge", f"request body over {limit} bytes")
     assert count(app, Fact) == 0
+
+
+def test_soap_12_serves_the_same_operations(hub_url: str, api_key: str, app: Any) -> None:
+    client = zeep.Client(f"{hub_url}/soap12?wsdl")
+    client.set_default_soapheaders([client.get_element(f"{{{TNS}}}ApiKey")(key=api_key)])
+    assert client.service._binding.__class__.__name__ == "Soap12Binding"  # noqa: SLF001
+    made = client.service.Database_createProfile(email="ida@example.com")
+    assert client.service.Profile_get(id=made.id).email == "ida@example.com"
+    with pytest.raises(zeep.exceptions.Fault) as fault:
+        client.service.Database_searchProfiles(requirements=reqs(("colour", "=", "red", False)))
+    assert fault.value.code.endswith("Sender")
+    assert [s.localname for s in fault.value.subcodes] == ["UnknownField"]
+    assert fault.value.message.startswith("requirements[0].fieldname: unknown field 'colour'")
+    # hostile XML is refused before parsing with a SOAP 1.2 fault as well
+    response = requests.post(
+        f"{hub_url}/soap12",
+        data=ATTACKS["xxe"].replace(
+            b"<hub:key>k</hub:key>", f"<hub:key>{api_key}</hub:key>".encode()
+        ),
+        headers={"Content-Type": "application/soap+xml; charset=utf-8"},
+        timeout=30,
+    )
+    doc = etree.fromstring(response.content, etree.XMLParser(resolve_entities=False))
+    ns = {"env": "http://www.w3.org/2003/05/soap-envelope"}
+    assert doc.findtext(".//env:Code/env:Value", namespaces=ns) == "env:Sender"
+    assert doc.findtext(".//env:Subcode/env:Value", namespaces=ns) == "XmlForbidden"
+    assert count(app, Profile) == 1

@@ -13,11 +13,13 @@ from hub.soap import compat
 
 compat.install()
 
-MOUNT = "/soap"
+MOUNT = "/soap"  # SOAP 1.1; WSDL at /soap?wsdl
+MOUNT_12 = "/soap12"  # the same services in SOAP 1.2; WSDL at /soap12?wsdl
 
 
 def init_app(app: Flask) -> None:
-    """Serve the SOAP application at ``/soap`` (WSDL at ``/soap?wsdl``) beside Flask."""
+    """Serve the SOAP services beside Flask, in SOAP 1.1 and in SOAP 1.2."""
     from hub.soap.app import build
 
-    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {MOUNT: build(app)})  # type: ignore[method-assign]
+    mounts = {MOUNT: build(app, "1.1"), MOUNT_12: build(app, "1.2")}
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, mounts)  # type: ignore[method-assign]

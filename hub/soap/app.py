@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask
 from spyne import Application
 from spyne.model.fault import Fault
-from spyne.protocol.soap import Soap11
+from spyne.protocol.soap import Soap11, Soap12
 from spyne.server.wsgi import WsgiApplication
 
 from hub.auth import check_api_key
@@ -46,8 +46,8 @@ class HubSoapApplication(Application):
             ) from None
 
 
-def build(flask_app: Flask) -> XmlGuard:
-    """The WSGI app to mount at ``/soap``: XML guard, then spyne, then the services."""
+def build(flask_app: Flask, soap_version: str = "1.1") -> XmlGuard:
+    """The WSGI app to mount for one SOAP version: XML guard, then spyne, then the services."""
     settings = flask_app.config["HUB_SETTINGS"]
 
     def on_method_call(ctx: Any) -> None:
@@ -66,14 +66,15 @@ def build(flask_app: Flask) -> XmlGuard:
                 )
         ctx.udc = ProfileService(db, settings, flask_app.extensions["hub.redis"], SOURCE)
 
+    protocol = Soap12 if soap_version == "1.2" else Soap11
     application = HubSoapApplication(
         [DatabaseService, ProfileOperations],
         tns=TNS,
         name="ContactHub",
-        in_protocol=Soap11(
+        in_protocol=protocol(
             validator="lxml", resolve_entities=False, load_dtd=False, no_network=True
         ),
-        out_protocol=Soap11(),
+        out_protocol=protocol(),
     )
     application.event_manager.add_listener("method_call", on_method_call)
     # spyne logs every Client fault with a traceback at ERROR; a caller's mistake is not the
@@ -83,5 +84,8 @@ def build(flask_app: Flask) -> XmlGuard:
     logging.getLogger("spyne.protocol.xml.invalid").setLevel(logging.CRITICAL)
     operations = frozenset(m.name for s in application.services for m in s.public_methods.values())
     return XmlGuard(
-        WsgiApplication(application), max_bytes=settings.max_body_bytes, operations=operations
+        WsgiApplication(application),
+        max_bytes=settings.max_body_bytes,
+        operations=operations,
+        soap_version=soap_version,
     )

@@ -13,6 +13,7 @@ from xml.sax.saxutils import escape
 from hub.exceptions import InputError
 
 SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+SOAP12_ENV = "http://www.w3.org/2003/05/soap-envelope"
 
 
 def fault_code(code: str) -> str:
@@ -24,8 +25,23 @@ def fault_text(error: InputError) -> str:
     return f"{error.field}: {error.message}" if error.field else error.message
 
 
-def fault_document(code: str, message: str) -> bytes:
-    """A SOAP 1.1 fault envelope, for refusals made before spyne sees the request."""
+def fault_document(code: str, message: str, version: str = "1.1") -> bytes:
+    """A SOAP fault envelope, for refusals made before spyne sees the request.
+
+    SOAP 1.2 spells ``Client.XmlForbidden`` as Code ``Sender`` with Subcode ``XmlForbidden``,
+    as spyne does for the faults it writes itself.
+    """
+    if version == "1.2":
+        kind, _, sub = code.partition(".")
+        value = "Sender" if kind == "Client" else "Receiver"
+        subcode = f"<env:Subcode><env:Value>{escape(sub)}</env:Value></env:Subcode>" if sub else ""
+        return (
+            "<?xml version='1.0' encoding='UTF-8'?>"
+            f'<env:Envelope xmlns:env="{SOAP12_ENV}"><env:Body><env:Fault>'
+            f"<env:Code><env:Value>env:{value}</env:Value>{subcode}</env:Code>"
+            f'<env:Reason><env:Text xml:lang="en">{escape(message)}</env:Text></env:Reason>'
+            "</env:Fault></env:Body></env:Envelope>"
+        ).encode()
     return (
         "<?xml version='1.0' encoding='UTF-8'?>"
         f'<soap11env:Envelope xmlns:soap11env="{SOAP11_ENV}"><soap11env:Body>'

@@ -106,11 +106,16 @@ class XmlGuard:
     """WSGI middleware: only safe, bounded XML bodies reach the wrapped SOAP application."""
 
     def __init__(
-        self, app: WsgiApp, max_bytes: int = MAX_BYTES, operations: frozenset[str] = frozenset()
+        self,
+        app: WsgiApp,
+        max_bytes: int = MAX_BYTES,
+        operations: frozenset[str] = frozenset(),
+        soap_version: str = "1.1",
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.operations = operations
+        self.soap_version = soap_version
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -121,11 +126,11 @@ class XmlGuard:
             body = self._read(environ)
             check_document(body, operations=self.operations)
         except Refused as refused:
-            payload = fault_document(refused.code, refused.message)
+            payload = fault_document(refused.code, refused.message, self.soap_version)
             start_response(
                 f"{refused.status} {HTTPStatus(refused.status).phrase}",
                 [
-                    ("Content-Type", "text/xml; charset=utf-8"),
+                    ("Content-Type", self._content_type),
                     ("Content-Length", str(len(payload))),
                 ],
             )
@@ -133,6 +138,12 @@ class XmlGuard:
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         return self.app(environ, start_response)
+
+    @property
+    def _content_type(self) -> str:
+        if self.soap_version == "1.2":
+            return "application/soap+xml; charset=utf-8"
+        return "text/xml; charset=utf-8"
 
     def _read(self, environ: dict[str, Any]) -> bytes:
         raw = environ.get("CONTENT_LENGTH") or ""
