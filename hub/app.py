@@ -26,6 +26,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    from hub import connectors_web
+
+    app.register_blueprint(connectors_web.bp)
     app.register_error_handler(HTTPException, _http_error)
 
     from hub import api_profiles, soap

@@ -241,3 +241,8 @@ def _safe(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+from hub.cli_connectors import connectors as _connectors  # noqa: E402 - after main exists
+
+main.add_command(_connectors)

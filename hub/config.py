@@ -36,6 +36,7 @@ class Settings:
     fact_batch_size: int = 500
     claim_lease_seconds: int = 60
     sweep_interval_seconds: int = 30
+    pull_retry_delays: tuple[int, ...] = (30, 120, 600)  # connector pull retries, seconds
 
     @property
     def resolved_database_url(self) -> str:
@@ -98,7 +99,22 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         fact_batch_size=_positive_int(env, "HUB_FACT_BATCH_SIZE", 500),
         claim_lease_seconds=_positive_int(env, "HUB_CLAIM_LEASE_SECONDS", 60),
         sweep_interval_seconds=_positive_int(env, "HUB_SWEEP_INTERVAL_SECONDS", 30),
+        pull_retry_delays=_delays(env, "HUB_PULL_RETRY_DELAYS", (30, 120, 600)),
     )
+
+
+def _delays(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    """Comma-separated seconds between retries, such as ``30,120,600`` (empty: no retry)."""
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        values = tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(name, f"expected comma-separated whole seconds, got {raw!r}") from None
+    if any(v < 0 for v in values):
+        raise ConfigError(name, "seconds cannot be negative")
+    return values
 
 
 def _embedded_secret(home: Path) -> str:

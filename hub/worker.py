@@ -50,4 +50,7 @@ def run_scheduler(settings: Settings) -> None:
         job_timeout=120,
         result_ttl=300,
     )
+    from hub.pull import PULL_QUEUE, schedule_pulls
+
+    scheduler.register(schedule_pulls, queue_name=PULL_QUEUE, interval=60, job_timeout=120)
     scheduler.start()

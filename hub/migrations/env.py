@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from hub import connector_models  # noqa: F401 - registers the connector tables
 from hub.models import Base
 
 config = context.config

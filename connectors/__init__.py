@@ -1,0 +1,41 @@
+"""Connector plugins: the contract (:mod:`connectors.base`) and the built-in connectors."""
+
+from connectors.base import (
+    ConfigField,
+    Connector,
+    ContractExample,
+    FieldKind,
+    MemoryStateStore,
+    Page,
+    StateStore,
+    WebhookRequest,
+)
+from connectors.exceptions import (
+    ConfigInvalid,
+    ConfigProblem,
+    ConnectorError,
+    NotSupported,
+    PayloadInvalid,
+    RemoteRejected,
+    RemoteUnavailable,
+    SignatureInvalid,
+)
+
+__all__ = [
+    "ConfigField",
+    "ConfigInvalid",
+    "ConfigProblem",
+    "Connector",
+    "ConnectorError",
+    "ContractExample",
+    "FieldKind",
+    "MemoryStateStore",
+    "NotSupported",
+    "Page",
+    "PayloadInvalid",
+    "RemoteRejected",
+    "RemoteUnavailable",
+    "SignatureInvalid",
+    "StateStore",
+    "WebhookRequest",
+]

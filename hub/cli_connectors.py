@@ -1,0 +1,239 @@
+"""``hub connectors``: configure connector instances, test them, run and inspect pulls."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from connectors.exceptions import ConfigInvalid, ConnectorError
+from hub import config
+from hub.config import Settings
+from hub.exceptions import ConfigError, HubError
+
+
+def _settings() -> Settings:
+    try:
+        return config.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from exc
+
+
+def _runtime() -> Any:
+    from hub import runtime
+    from hub.runtime import Runtime
+
+    settings = _settings()
+    if not settings.redis_url:
+        from hub.queue import embedded_redis_url
+
+        settings = settings.with_overrides(redis_url=embedded_redis_url(settings.home))
+    rt = Runtime.build(settings)
+    rt.db.upgrade()
+    runtime.install(rt)
+    return rt
+
+
+def _box(rt: Any) -> Any:
+    from hub.secrets_box import SecretBox
+
+    return SecretBox(rt.settings.secret_key)
+
+
+@click.group()
+def connectors() -> None:
+    """Connector instances (Magento, Drupal, Exact Online, plugins)."""
+
+
+@connectors.command("types")
+def types_cmd() -> None:
+    """List installed connector types and their settings (secrets marked)."""
+    from connectors import registry
+
+    reg = registry.registry()
+    for name, cls in sorted(reg.connectors.items()):
+        click.echo(f"{name}: {cls.title or cls.__doc__ or ''}  streams: {', '.join(cls.streams)}")
+        for field, schema in cls.schema().items():
+            flags = [schema["type"]]
+            flags += ["required"] if schema["required"] else []
+            flags += ["secret"] if schema.get("secret") else []
+            click.echo(f"  {field} ({', '.join(flags)}) {schema.get('description', '')}".rstrip())
+    for name, problem in sorted(reg.broken.items()):
+        click.echo(f"{name}: BROKEN: {problem}", err=True)
+
+
+@connectors.command("add")
+@click.argument("name")
+@click.argument("connector_type", metavar="TYPE")
+@click.option("--set", "values", multiple=True, metavar="KEY=VALUE", help="a setting")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML or JSON file with the settings",
+)
+@click.option("--secret", "secret_keys", multiple=True, metavar="KEY", help="prompt for it")
+@click.option("--every", type=int, default=None, help="pull every N seconds (default: never)")
+@click.option("--replace", is_flag=True, help="replace an existing instance of that name")
+def add(
+    name: str,
+    connector_type: str,
+    values: tuple[str, ...],
+    config_file: Path | None,
+    secret_keys: tuple[str, ...],
+    every: int | None,
+    replace: bool,
+) -> None:
+    """Configure instance NAME of connector TYPE; secrets are stored encrypted."""
+    from hub.connector_store import save_instance
+
+    settings: dict[str, Any] = {}
+    if config_file:
+        loaded = yaml.safe_load(config_file.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise click.ClickException(f"{config_file}: expected a mapping of settings")
+        settings.update(loaded)
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.ClickException(f"--set {item!r}: expected KEY=VALUE")
+        settings[key.strip()] = value
+    for key in secret_keys:
+        settings[key] = click.prompt(key, hide_input=True)
+    rt = _runtime()
+    try:
+        view = save_instance(
+            rt.db,
+            _box(rt),
+            name,
+            connector_type,
+            settings,
+            pull_interval_seconds=every,
+            replace=replace,
+        )
+    except ConfigInvalid as exc:
+        for problem in exc.problems:
+            click.echo(f"{problem.field}: {problem.message}", err=True)
+        raise click.ClickException(f"{len(exc.problems)} problem(s); nothing was saved") from None
+    except HubError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"instance {name!r} ({connector_type}) saved")
+    click.echo(f"  webhook: POST /connectors/{name}/webhook" if view.push else "  no webhooks")
+    if view.streams:
+        click.echo(f"  streams: {', '.join(view.streams)}; pull every: {every or 'never'}")
+
+
+@connectors.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def list_cmd(as_json: bool) -> None:
+    """List instances (secret values masked)."""
+    from hub.connector_store import list_instances
+
+    rt = _runtime()
+    views = list_instances(rt.db, _box(rt))
+    if as_json:
+        click.echo(json.dumps([v.as_dict() for v in views], indent=2))
+        return
+    for v in views:
+        state = "enabled" if v.enabled else "disabled"
+        every = f"every {v.pull_interval_seconds}s" if v.pull_interval_seconds else "on demand"
+        click.echo(f"{v.name}  {v.connector}  {state}  streams: {','.join(v.streams)} ({every})")
+
+
+@connectors.command("test")
+@click.argument("name")
+def test_cmd(name: str) -> None:
+    """Reach the remote with the stored credentials."""
+    from hub.connector_store import load_connector
+
+    rt = _runtime()
+    try:
+        connector, _ = load_connector(rt.db, _box(rt), name)
+        click.echo(connector.test_connection())
+    except (ConnectorError, HubError) as exc:
+        raise click.ClickException(f"{name}: {exc}") from None
+
+
+@connectors.command("run")
+@click.argument("name")
+@click.option("--stream", "streams", multiple=True, help="stream to pull (default: all)")
+@click.option("--wait/--no-wait", default=True, help="run here and wait (default) or enqueue")
+def run_cmd(name: str, streams: tuple[str, ...], wait: bool) -> None:
+    """Pull changes now; with --wait the run happens in this process and its result is shown."""
+    from hub.connector_store import load_connector
+    from hub.pull import recent_runs, run_pull, start_run
+
+    rt = _runtime()
+    try:
+        connector, _ = load_connector(rt.db, _box(rt), name)
+        chosen = list(streams) or list(connector.streams)
+        run_ids = [start_run(rt, name, s, trigger="cli") for s in chosen]
+    except (ConnectorError, HubError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not wait:
+        click.echo(f"enqueued runs {', '.join(map(str, run_ids))}")
+        return
+    failed = False
+    for run_id in run_ids:
+        _take_job(rt, run_id)
+        started = time.monotonic()
+        result = run_pull(run_id, 1)
+        while result.get("status") == "retrying":
+            click.echo(f"run {run_id}: retrying in {result['retry_in']:.0f}s", err=True)
+            time.sleep(result["retry_in"])
+            attempt = _take_job(rt, run_id)
+            result = run_pull(run_id, attempt)
+        runs = {r["id"]: r for r in recent_runs(rt, name, 50)}
+        r = runs.get(run_id, result)
+        click.echo(
+            f"run {run_id} {r['stream']}: {r['status']} in {time.monotonic() - started:.1f}s, "
+            f"{r['facts_accepted']} new facts, {r['facts_duplicate']} duplicates, "
+            f"cursor {r['cursor_before']} -> {r['cursor_after']}"
+            + (f"; error: {r['error']}" if r.get("error") else "")
+        )
+        failed = failed or r["status"] != "succeeded"
+    if failed:
+        sys.exit(1)
+
+
+def _take_job(rt: Any, run_id: int) -> int:
+    """Remove the queued job of this run (we run it here instead); return its attempt."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    for attempt in range(1, 20):
+        try:
+            job = Job.fetch(f"pull-{run_id}-{attempt}", connection=rt.redis)
+        except NoSuchJobError:
+            continue
+        if job.get_status() in ("queued", "scheduled"):
+            job.cancel()
+            job.delete()
+            return attempt
+    return 1
+
+
+@connectors.command("runs")
+@click.argument("name")
+@click.option("--limit", default=10, show_default=True)
+def runs_cmd(name: str, limit: int) -> None:
+    """Show the latest pull runs of an instance."""
+    from hub.pull import recent_runs
+
+    rt = _runtime()
+    try:
+        runs = recent_runs(rt, name, limit)
+    except HubError as exc:
+        raise click.ClickException(str(exc)) from None
+    for r in runs:
+        click.echo(
+            f"{r['id']}  {r['stream']}  {r['status']}  attempts {r['attempts']}  "
+            f"facts {r['facts_accepted']} new / {r['facts_duplicate']} dup  "
+            f"cursor {r['cursor_after'] or r['cursor_before']}  {r['started_at']}"
+            + (f"  error: {r['error']}" if r["error"] else "")
+        )
