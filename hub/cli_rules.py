@@ -90,9 +90,12 @@ def rules_simulate(fact_json: str, profile_json: str | None, rules_path: Path | 
         from hub.db import Database
 
         db = Database(_settings().resolved_database_url)
-        with db.session() as session:
-            result = simulate(engine, facts[0], profile, session=session)
-            session.rollback()
+        try:
+            with db.session() as session:
+                result = simulate(engine, facts[0], profile, session=session)
+                session.rollback()
+        finally:
+            db.dispose()
     click.echo(json.dumps(result, indent=2, default=str))
 
 
@@ -115,7 +118,11 @@ def rules_backtest(since: str, rules_path: Path | None, examples: int, as_json: 
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
     engine = _load_engine(_rules_dir(rules_path))
-    report = backtest(Database(_settings().resolved_database_url), engine, start, examples=examples)
+    db = Database(_settings().resolved_database_url)
+    try:
+        report = backtest(db, engine, start, examples=examples)
+    finally:
+        db.dispose()
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -142,9 +149,13 @@ def rules_cancel(job_ids: tuple[str, ...], profile_id: int | None, rule_name: st
     from hub.runtime import Runtime
 
     rt = Runtime.build(_embedded(_settings()))
-    done = [j for j in job_ids if cancel(rt, j)]
-    if profile_id is not None:
-        done += cancel_for_profile(rt, profile_id, rule_name)
+    try:
+        done = [j for j in job_ids if cancel(rt, j)]
+        if profile_id is not None:
+            done += cancel_for_profile(rt, profile_id, rule_name)
+    finally:
+        rt.db.dispose()
+        rt.redis.close()
     for job_id in done:
         click.echo(f"cancelled {job_id}")
     missed = set(job_ids) - set(done)
