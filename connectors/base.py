@@ -141,13 +141,15 @@ class ContractExample:
 
     ``sign(body, content_type)`` returns a request that carries ``body`` correctly signed for
     ``config``; ``webhooks`` are signed requests that must each parse into facts;
-    ``malformed`` are (body, content type) pairs that, signed, must be refused as invalid.
+    ``malformed`` are (body, content type) pairs that, signed, must be refused as invalid;
+    ``forged`` are requests ``verify`` must refuse (by default: each webhook, headers removed).
     """
 
     config: dict[str, Any]
     sign: Callable[[bytes, str], WebhookRequest] | None = None
     webhooks: list[WebhookRequest] = field(default_factory=list)
     malformed: list[tuple[bytes, str]] = field(default_factory=list)
+    forged: list[WebhookRequest] = field(default_factory=list)
 
 
 class Connector(ABC):

@@ -46,10 +46,10 @@ SELECT = {
 }
 STATUS = {"C": "customer", "P": "prospect", "S": "suspect", "A": "none"}
 _CONTENT_FIRST = re.compile(
-    rb'^\s*\{\s*"Content"\s*:\s*(\{.*\})\s*,\s*"HashCode"\s*:\s*"([^"]*)"\s*\}\s*$', re.S
+    rb'^\s*\{\s*"Content"\s*:\s*(.*?)\s*,\s*"HashCode"\s*:\s*"([^"]*)"\s*\}\s*$', re.S
 )
 _HASH_FIRST = re.compile(
-    rb'^\s*\{\s*"HashCode"\s*:\s*"([^"]*)"\s*,\s*"Content"\s*:\s*(\{.*\})\s*\}\s*$', re.S
+    rb'^\s*\{\s*"HashCode"\s*:\s*"([^"]*)"\s*,\s*"Content"\s*:\s*(.*?)\s*\}\s*$', re.S
 )
 TOKEN_MARGIN = 30  # refresh this many seconds before the access token expires
 
@@ -313,10 +313,15 @@ class ExactConnector(Connector):
             b"(guid'6f3c1a2e-0000-4000-8000-000000000001')\","
             b'"EventCreatedOn":"2026-01-02T03:04:05.123"}'
         )
+        good = sign(content)
         return ContractExample(
             config=config,
             sign=sign,
-            webhooks=[sign(content)],
+            webhooks=[good],
+            forged=[
+                WebhookRequest(good.body.replace(b"1234", b"1235", 1), good.headers),
+                WebhookRequest(b'{"Content":' + content + b"}", good.headers),
+            ],
             malformed=[
                 (b'{"Topic":"Accounts","Division":1234}', "application/json"),
                 (b'{"Topic":"Accounts","Division":1234,"Action":"Delete"}', "application/json"),
