@@ -30,9 +30,16 @@ from hub.conditions import Compare, Group  # noqa: E402
 from hub.engine import RuleEngine  # noqa: E402
 from hub.rulefile import Rule, RuleSet  # noqa: E402
 
-TYPES = [f"{noun}.{verb}" for noun in ("order", "cart", "form", "mail", "profile")
-         for verb in ("placed", "updated", "submitted", "clicked", "opened", "created")]
-PATHS = [f"data.f{i}" for i in range(8)] + ["profile.status", "profile.tags", "profile.fields.score"]
+TYPES = [
+    f"{noun}.{verb}"
+    for noun in ("order", "cart", "form", "mail", "profile")
+    for verb in ("placed", "updated", "submitted", "clicked", "opened", "created")
+]
+PATHS = [f"data.f{i}" for i in range(8)] + [
+    "profile.status",
+    "profile.tags",
+    "profile.fields.score",
+]
 
 
 def random_condition(rng: random.Random) -> Any:
@@ -52,7 +59,9 @@ def random_condition(rng: random.Random) -> Any:
 def ruleset(n: int, rng: random.Random) -> RuleSet:
     rules = []
     for i in range(n):
-        pattern = rng.choice(TYPES) if rng.random() < 0.85 else rng.choice(TYPES).split(".")[0] + ".*"
+        pattern = (
+            rng.choice(TYPES) if rng.random() < 0.85 else rng.choice(TYPES).split(".")[0] + ".*"
+        )
         conds = tuple(random_condition(rng) for _ in range(rng.randint(1, 3)))
         rules.append(Rule(f"rule-{i}", "bench.yaml", i + 1, pattern, Group("all", conds), ()))
     return RuleSet(tuple(rules), f"bench-{n}")
@@ -104,8 +113,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    print(f"{'rules':>6} {'compile s':>10} {'durable alone/s':>16} {'hub layer/s':>12} "
-          f"{'ratio':>6} {'facts with a firing':>20}")
+    print(
+        f"{'rules':>6} {'compile s':>10} {'durable alone/s':>16} {'hub layer/s':>12} "
+        f"{'ratio':>6} {'facts with a firing':>20}"
+    )
     ok = True
     for n in (10, 100, 1000):
         rules = ruleset(n, rng)
@@ -119,8 +130,10 @@ def main() -> int:
         hub, hub_hits = hub_layer(engine, docs)
         ratio = hub / raw
         ok &= ratio >= 0.5
-        print(f"{n:>6} {compile_s:>10.2f} {raw:>16,.0f} {hub:>12,.0f} {ratio:>6.2f} "
-              f"{hub_hits:>10} (durable {raw_hits})")
+        print(
+            f"{n:>6} {compile_s:>10.2f} {raw:>16,.0f} {hub:>12,.0f} {ratio:>6.2f} "
+            f"{hub_hits:>10} (durable {raw_hits})"
+        )
     print("hub layer keeps at least half of durable_rules' rate:", "yes" if ok else "NO")
     return 0 if ok else 1
 

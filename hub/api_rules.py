@@ -95,7 +95,10 @@ def simulate_fact() -> Any:
         result = simulate(engine, facts[0], profile, session=session, now=now)
         session.rollback()  # reading only: make sure nothing is written
     if problems:
-        result["rules_warning"] = {"message": "rule files changed but are invalid", "errors": problems}
+        result["rules_warning"] = {
+            "message": "rule files changed but are invalid",
+            "errors": problems,
+        }
     return jsonify(result)
 
 
@@ -107,7 +110,10 @@ def reload_rules() -> Any:
     redis = current_app.extensions["hub.redis"]
     key = f"{_settings().redis_prefix}:rules:error"
     if problems:
-        redis.set(key, "\n".join(f"{p['file']}:{p['line']}:{p['column']}: {p['message']}" for p in problems))
+        redis.set(
+            key,
+            "\n".join(f"{p['file']}:{p['line']}:{p['column']}: {p['message']}" for p in problems),
+        )
         return error(
             422,
             "invalid_rules",
@@ -136,8 +142,14 @@ def list_rules() -> Any:
         {
             "version": engine.ruleset.version if engine else None,
             "rules": [
-                {"name": r.name, "file": r.file, "line": r.line, "fact": r.fact_pattern,
-                 "priority": r.priority, "actions": [a.name for a in r.actions]}
+                {
+                    "name": r.name,
+                    "file": r.file,
+                    "line": r.line,
+                    "fact": r.fact_pattern,
+                    "priority": r.priority,
+                    "actions": [a.name for a in r.actions],
+                }
                 for r in (engine.ruleset.rules if engine else ())
             ],
             "errors": problems,
@@ -161,21 +173,41 @@ def profile_timeline(session: Any, profile_id: int) -> list[dict[str, Any]]:
     facts = list(session.scalars(select(Fact).where(Fact.profile_id == profile_id)))
     for f in facts:
         events.append(
-            {"at": f.occurred_at.isoformat(), "kind": "fact", "fact_id": f.id, "type": f.type,
-             "source": f.source, "status": f.status, "data": f.data}
+            {
+                "at": f.occurred_at.isoformat(),
+                "kind": "fact",
+                "fact_id": f.id,
+                "type": f.type,
+                "source": f.source,
+                "status": f.status,
+                "data": f.data,
+            }
         )
     firings = list(session.scalars(select(RuleFiring).where(RuleFiring.profile_id == profile_id)))
     job_ids = [j["job_id"] for r in firings for j in r.jobs]
-    done = {
-        a.job_id: a
-        for a in session.scalars(select(ActionRun).where(ActionRun.job_id.in_(job_ids)))
-    } if job_ids else {}
-    mails = {m.job_id: m for m in session.scalars(select(Message).where(Message.profile_id == profile_id))}
+    done = (
+        {
+            a.job_id: a
+            for a in session.scalars(select(ActionRun).where(ActionRun.job_id.in_(job_ids)))
+        }
+        if job_ids
+        else {}
+    )
+    mails = {
+        m.job_id: m
+        for m in session.scalars(select(Message).where(Message.profile_id == profile_id))
+    }
     for r in firings:
         events.append(
-            {"at": r.fired_at.isoformat(), "kind": "firing", "rule": r.rule_name,
-             "rule_file": r.rule_file, "ruleset_version": r.ruleset_version, "fact_id": r.fact_id,
-             "jobs": [j["job_id"] for j in r.jobs]}
+            {
+                "at": r.fired_at.isoformat(),
+                "kind": "firing",
+                "rule": r.rule_name,
+                "rule_file": r.rule_file,
+                "ruleset_version": r.ruleset_version,
+                "fact_id": r.fact_id,
+                "jobs": [j["job_id"] for j in r.jobs],
+            }
         )
         for j in r.jobs:
             run = done.get(j["job_id"])
@@ -187,22 +219,44 @@ def profile_timeline(session: Any, profile_id: int) -> list[dict[str, Any]]:
                 state = mail.status
             if "run_at" in j:
                 events.append(
-                    {"at": j["run_at"], "kind": "scheduled", "rule": r.rule_name,
-                     "action": j["action"], "job_id": j["job_id"], "state": state}
+                    {
+                        "at": j["run_at"],
+                        "kind": "scheduled",
+                        "rule": r.rule_name,
+                        "action": j["action"],
+                        "job_id": j["job_id"],
+                        "state": state,
+                    }
                 )
             elif run is not None and mail is None:
                 events.append(
-                    {"at": run.finished_at.isoformat(), "kind": "action", "rule": r.rule_name,
-                     "action": j["action"], "job_id": j["job_id"], "state": state}
+                    {
+                        "at": run.finished_at.isoformat(),
+                        "kind": "action",
+                        "rule": r.rule_name,
+                        "action": j["action"],
+                        "job_id": j["job_id"],
+                        "state": state,
+                    }
                 )
     for m in mails.values():
         events.append(
-            {"at": (m.sent_at or m.created_at).isoformat(), "kind": "mail", "rule": m.rule_name,
-             "template": m.template, "subject": m.subject, "status": m.status, "error": m.error,
-             "job_id": m.job_id, "fact_id": m.fact_id}
+            {
+                "at": (m.sent_at or m.created_at).isoformat(),
+                "kind": "mail",
+                "rule": m.rule_name,
+                "template": m.template,
+                "subject": m.subject,
+                "status": m.status,
+                "error": m.error,
+                "job_id": m.job_id,
+                "fact_id": m.fact_id,
+            }
         )
     order = {"fact": 0, "firing": 1, "action": 2, "mail": 3, "scheduled": 4}
-    events.sort(key=lambda e: (parse_time(e["at"]) or datetime.min.replace(tzinfo=UTC), order[e["kind"]]))
+    events.sort(
+        key=lambda e: (parse_time(e["at"]) or datetime.min.replace(tzinfo=UTC), order[e["kind"]])
+    )
     return events
 
 

@@ -26,7 +26,12 @@ BATCH = 500
 
 
 def backtest(
-    db: Database, engine: RuleEngine, since: datetime, *, examples: int = 3, limit: int | None = None
+    db: Database,
+    engine: RuleEngine,
+    since: datetime,
+    *,
+    examples: int = 3,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """Replay facts that occurred since ``since``; return the per-rule report."""
     fired: dict[str, set[int]] = defaultdict(set)
@@ -39,7 +44,9 @@ def backtest(
             facts = list(
                 session.scalars(
                     select(Fact)
-                    .where(Fact.occurred_at >= since, Fact.id > last_id, Fact.profile_id.is_not(None))
+                    .where(
+                        Fact.occurred_at >= since, Fact.id > last_id, Fact.profile_id.is_not(None)
+                    )
                     .order_by(Fact.id)
                     .limit(BATCH)
                 )

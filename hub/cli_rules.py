@@ -35,8 +35,12 @@ def _rules_dir(path: Path | None) -> Path:
 
 @click.command("test")
 @click.argument("scenarios", required=False, type=click.Path(path_type=Path, exists=True))
-@click.option("--rules", "rules_path", type=click.Path(path_type=Path, exists=True),
-              help="Rule directory (default: HUB_RULES_DIR).")
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(path_type=Path, exists=True),
+    help="Rule directory (default: HUB_RULES_DIR).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show every action of passing scenarios.")
 def rules_test(scenarios: Path | None, rules_path: Path | None, verbose: bool) -> None:
     """Run scenario files (default: <rules>/tests) with a simulated clock; exit 1 on failure."""
@@ -68,7 +72,9 @@ def rules_test(scenarios: Path | None, rules_path: Path | None, verbose: bool) -
 @click.option("--profile", "profile_json", help="The profile as JSON (default: the stored one).")
 @click.option("--rules", "rules_path", type=click.Path(path_type=Path, exists=True))
 @click.option("--offline", is_flag=True, help="Do not read history or profiles from the database.")
-def rules_simulate(fact_json: str, profile_json: str | None, rules_path: Path | None, offline: bool) -> None:
+def rules_simulate(
+    fact_json: str, profile_json: str | None, rules_path: Path | None, offline: bool
+) -> None:
     """Show what the rules would do with FACT_JSON (a JSON object, or @file); no side effect."""
     from hub.facts import validate_facts
     from hub.simulate import simulate
@@ -101,8 +107,12 @@ def rules_simulate(fact_json: str, profile_json: str | None, rules_path: Path | 
 
 @click.command("backtest")
 @click.option("--since", default="30d", show_default=True, help="A duration back (30d) or a date.")
-@click.option("--rules", "rules_path", type=click.Path(path_type=Path, exists=True),
-              help="The changed rule directory to replay (default: HUB_RULES_DIR).")
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(path_type=Path, exists=True),
+    help="The changed rule directory to replay (default: HUB_RULES_DIR).",
+)
 @click.option("--examples", default=3, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def rules_backtest(since: str, rules_path: Path | None, examples: int, as_json: bool) -> None:
@@ -126,7 +136,8 @@ def rules_backtest(since: str, rules_path: Path | None, examples: int, as_json: 
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    click.echo(f"{report['facts']} facts since {report['since']}, rules version {report['ruleset_version']}")
+    version = report["ruleset_version"]
+    click.echo(f"{report['facts']} facts since {report['since']}, rules version {version}")
     click.echo(f"{'rule':40} {'fired':>7} {'would':>7} {'new':>6} {'gone':>6}  examples (fact ids)")
     for row in report["rules"]:
         name = row["rule"] + ("" if row["in_rule_set"] else " (removed)")

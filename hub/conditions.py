@@ -230,9 +230,7 @@ def _flatten_all(group: Group) -> Iterable[Condition]:
             yield item
 
 
-def to_durable(
-    cond: Condition, paths: PathIndex, negate: bool = False
-) -> dict[str, Any] | None:
+def to_durable(cond: Condition, paths: PathIndex, negate: bool = False) -> dict[str, Any] | None:
     """``cond`` (or its negation) as a durable expression, or None if durable cannot say it."""
     if isinstance(cond, History):
         return None
@@ -284,7 +282,11 @@ def _compare_to_durable(c: Compare, paths: PathIndex, negate: bool) -> dict[str,
             return _or({"$neq": {t: k}}, {flipped: {c.path: c.value}})
         return _and({t: k}, {f"${op}": {c.path: c.value}})
     if op == "in":
-        return _and(*[eq(v, True) for v in c.value]) if negate else _or(*[eq(v, False) for v in c.value])
+        return (
+            _and(*[eq(v, True) for v in c.value])
+            if negate
+            else _or(*[eq(v, False) for v in c.value])
+        )
     if op == "not_in":
         if negate:
             return _or(absent, *[eq(v, False) for v in c.value])
@@ -431,7 +433,9 @@ def evaluate(cond: Condition, doc: dict[str, Any], ctx: Context | None = None) -
     return not any(results)
 
 
-def first_failing(cond: Condition, doc: dict[str, Any], ctx: Context | None = None) -> Condition | None:
+def first_failing(
+    cond: Condition, doc: dict[str, Any], ctx: Context | None = None
+) -> Condition | None:
     """The first condition that does not hold, for "why did this rule not fire"."""
     if not isinstance(cond, Group) or cond.kind != "all":
         return None if evaluate(cond, doc, ctx) else cond
@@ -445,7 +449,9 @@ def first_failing(cond: Condition, doc: dict[str, Any], ctx: Context | None = No
 def describe(cond: Condition, doc: dict[str, Any] | None = None, ctx: Context | None = None) -> str:
     """A condition as an analyst wrote it, with the value the document had."""
     if isinstance(cond, Compare):
-        text = f"{cond.path} {cond.op}" + ("" if cond.op in ("exists", "missing") else f" {cond.value!r}")
+        text = f"{cond.path} {cond.op}" + (
+            "" if cond.op in ("exists", "missing") else f" {cond.value!r}"
+        )
         if doc is not None:
             actual = lookup(doc, cond.path)
             text += " (it is missing)" if actual is _MISSING else f" (it is {actual!r})"

@@ -22,7 +22,15 @@ from typing import Any
 
 from durable import engine as durable_engine
 
-from hub.conditions import Context, Group, History, PathIndex, evaluate, rule_to_durable, type_matches
+from hub.conditions import (
+    Context,
+    Group,
+    History,
+    PathIndex,
+    evaluate,
+    rule_to_durable,
+    type_matches,
+)
 from hub.exceptions import RuleFileError
 from hub.rulefile import Rule, RuleSet, load_rules, rule_files
 
@@ -53,9 +61,7 @@ class RuleEngine:
             expr, residual = rule_to_durable(rule.fact_pattern, rule.condition, self.paths)
             self.residuals.append(residual)
             self.definitions[f"r{index}"] = expr
-        self.history_patterns = sorted(
-            {h.fact for rule in ruleset.rules for h in _histories(rule)}
-        )
+        self.history_patterns = sorted({h.fact for rule in ruleset.rules for h in _histories(rule)})
         if ruleset.rules:
             try:
                 self._host.set_rulesets({self._name: self.durable_definition()})
@@ -71,11 +77,21 @@ class RuleEngine:
             probe = _Host()
             try:
                 probe.set_rulesets(
-                    {f"probe{next(_ruleset_names)}": {key: {"all": [{"m": _copy(self.definitions[key])}], "run": lambda _c: None}}}
+                    {
+                        f"probe{next(_ruleset_names)}": {
+                            key: {
+                                "all": [{"m": _copy(self.definitions[key])}],
+                                "run": lambda _c: None,
+                            }
+                        }
+                    }
                 )
             except Exception:  # noqa: BLE001
-                log.warning("rule %r: durable_rules cannot hold its conditions; "
-                            "they are evaluated in Python", rule.name)
+                log.warning(
+                    "rule %r: durable_rules cannot hold its conditions; "
+                    "they are evaluated in Python",
+                    rule.name,
+                )
                 self.definitions[key], _ = rule_to_durable(rule.fact_pattern, Group("all", ()))
                 self.residuals[index] = rule.condition
 
@@ -128,9 +144,7 @@ class RuleEngine:
             results.append(sorted(set(self._fired)))
         return results
 
-    def match(
-        self, docs: Sequence[dict[str, Any]], ctx: Context | None = None
-    ) -> list[list[Rule]]:
+    def match(self, docs: Sequence[dict[str, Any]], ctx: Context | None = None) -> list[list[Rule]]:
         """For each document, the rules whose conditions hold, by priority then file order.
 
         A document is ``{"type", "fact": {...}, "data": {...}, "profile": {...}}``; ``ctx``
@@ -233,8 +247,11 @@ def refresh(rt: Any, rules_dir: Path | None = None) -> RuleFileError | None:
         ruleset = load_rules(path)
     except RuleFileError as exc:
         current.fingerprint = fingerprint  # report once per change, not on every batch
-        log.error("rule files changed but are invalid; still running version %s:\n%s",
-                  current.ruleset.version, exc)
+        log.error(
+            "rule files changed but are invalid; still running version %s:\n%s",
+            current.ruleset.version,
+            exc,
+        )
         rt.redis.set(key, str(exc))
         return exc
     if ruleset.version != current.ruleset.version:

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from rq import Queue, Retry
-from sqlalchemy import inspect, select, tuple_, update
+from sqlalchemy import select, tuple_, update
 
 from hub import runtime
 from hub.actions import ACTIONS
@@ -26,8 +26,8 @@ from hub.engine import refresh
 from hub.history import DbContext, apply_limits
 from hub.models import ExternalId, Fact, FactStatus, Profile, RuleFiring, utcnow
 from hub.profiles import resolve_profiles
-from hub.rulefile import ActionCall
 from hub.queue import queue, request_evaluation, wake_key
+from hub.rulefile import ActionCall
 from hub.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -144,8 +144,7 @@ def evaluate_claimed(rt: Runtime, token: str) -> None:
         refs = [f.profile_ref for f in facts]
         known = _known_refs(session, refs)
         profiles = resolve_profiles(session, refs)
-        session.flush()
-        raised = _profile_facts(facts, profiles, refs, known)
+        raised = _profile_facts(facts, profiles, refs, known)  # before a flush resets history
         for fact, profile in zip(facts, profiles, strict=True):
             fact.profile_id = profile.id  # so that history conditions see this batch's facts
         docs = [fact_document(f, p) for f, p in zip(facts, profiles, strict=True)]
@@ -210,57 +209,80 @@ def _run_at(action: ActionCall, doc: dict[str, Any], now: Any) -> Any:
     if action.at is not None:
         from hub.actions.values import render_value
 
-        when = parse_time(render_value(action.at, {"fact": doc["fact"] | {"data": doc["data"]},
-                                                    "profile": doc["profile"]}))
+        when = parse_time(
+            render_value(
+                action.at, {"fact": doc["fact"] | {"data": doc["data"]}, "profile": doc["profile"]}
+            )
+        )
         if when is None:
             raise ValueError(f"'at' of {action.name} did not give a date: {action.at!r}")
         return max(when, now)
     return None
 
 
-def _known_refs(session: Any, refs: Sequence[dict[str, Any]]) -> set[Any]:
-    """Emails and external ids that had a profile before this batch (to spot new ones)."""
+def _known_refs(session: Any, refs: Sequence[dict[str, Any]]) -> dict[Any, dict[str, Any]]:
+    """Fields of the profiles that existed before this batch, by email, external id and id.
+
+    Read before :func:`resolve_profiles` merges the facts' fields, to tell new contacts and
+    changed fields apart (attribute history would not survive its flushes).
+    """
     emails = {r["email"] for r in refs if r.get("email")}
     pairs = {(s, i) for r in refs for s, i in (r.get("external_ids") or {}).items()}
-    known: set[Any] = set()
+    known: dict[Any, dict[str, Any]] = {}
     if emails:
-        known.update(session.scalars(select(Profile.email).where(Profile.email.in_(emails))))
+        for pid, email, fields in session.execute(
+            select(Profile.id, Profile.email, Profile.fields).where(Profile.email.in_(emails))
+        ):
+            known[email] = known[pid] = dict(fields or {})
     if pairs:
         rows = session.execute(
-            select(ExternalId.source, ExternalId.external_id).where(
-                tuple_(ExternalId.source, ExternalId.external_id).in_(pairs)
-            )
+            select(ExternalId.source, ExternalId.external_id, Profile.id, Profile.fields)
+            .join(Profile, Profile.id == ExternalId.profile_id)
+            .where(tuple_(ExternalId.source, ExternalId.external_id).in_(pairs))
         )
-        known.update((s, i) for s, i in rows)
+        for source, ext, pid, fields in rows:
+            known[(source, ext)] = known[pid] = dict(fields or {})
     return known
 
 
 def _profile_facts(
-    facts: Sequence[Fact], profiles: Sequence[Profile], refs: Sequence[dict[str, Any]], known: set[Any]
+    facts: Sequence[Fact],
+    profiles: Sequence[Profile],
+    refs: Sequence[dict[str, Any]],
+    known: dict[Any, dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """The hub's own facts about profiles this batch created or whose fields a source changed."""
     out: list[dict[str, Any]] = []
     seen: set[int] = set()
     for fact, profile, ref in zip(facts, profiles, refs, strict=True):
+        if profile.id in seen:
+            continue
+        seen.add(profile.id)
         cause = fact.as_dict()
         keys = [ref.get("email"), *(ref.get("external_ids") or {}).items()]
-        if not any(k in known for k in keys if k) and profile.id not in seen:
+        if profile.id not in known and not any(k in known for k in keys if k):
             out.append(
-                {"type": "profile.created", "profile": profile.as_dict(), "data": {},
-                 "source_id": f"profile.created:{profile.id}", "cause": cause}
+                {
+                    "type": "profile.created",
+                    "profile": profile.as_dict(),
+                    "data": {},
+                    "source_id": f"profile.created:{profile.id}",
+                    "cause": cause,
+                }
             )
-        elif profile.id not in seen:
-            history = inspect(profile).attrs.fields.history
-            if history.has_changes() and history.deleted:
-                old, new = dict(history.deleted[0] or {}), dict(profile.fields or {})
-                changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-                if changed:
-                    out.append(
-                        {"type": "profile.updated", "profile": profile.as_dict(),
-                         "data": {"changed": changed},
-                         "source_id": f"fact-{fact.id}:profile.updated", "cause": cause}
-                    )
-        seen.add(profile.id)
+            continue
+        old, new = known.get(profile.id, {}), dict(profile.fields or {})
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        if changed:
+            out.append(
+                {
+                    "type": "profile.updated",
+                    "profile": profile.as_dict(),
+                    "data": {"changed": changed},
+                    "source_id": f"fact-{fact.id}:profile.updated",
+                    "cause": cause,
+                }
+            )
     return out
 
 

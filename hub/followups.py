@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hub import runtime
 from hub.actions import ACTIONS
-from hub.conditions import describe, evaluate, first_failing, from_plain
+from hub.conditions import describe, evaluate, from_plain
 from hub.evaluate import fact_document
 from hub.history import DbContext
 from hub.models import ActionRun, Fact, Profile, RuleFiring, utcnow
@@ -60,7 +60,9 @@ def run_followup(
             doc = fact_document(fact, profile)
             if evaluate(condition, doc, DbContext(session, utcnow())):
                 held = _holding(condition, doc, DbContext(session, utcnow()))
-                session.add(ActionRun(job_id=job_key, action=f"{SKIPPED}:{action}", fact_id=fact_id))
+                session.add(
+                    ActionRun(job_id=job_key, action=f"{SKIPPED}:{action}", fact_id=fact_id)
+                )
                 log.info("follow-up %s skipped: unless %s", job_key, held)
                 return f"skipped: unless {held}"
     module, _, name = ACTIONS[action].job.rpartition(".")

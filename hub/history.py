@@ -74,9 +74,7 @@ class DbContext:
         self.firings(profile_id).append((rule_name, at))
 
 
-def limit_reason(
-    rule: Rule, firings: Sequence[tuple[str, datetime]], now: datetime
-) -> str | None:
+def limit_reason(rule: Rule, firings: Sequence[tuple[str, datetime]], now: datetime) -> str | None:
     """Why ``rule`` may not fire again for a profile with these firings, or None."""
     mine = [at for name, at in firings if name == rule.name]
     if rule.once_per_profile and mine:

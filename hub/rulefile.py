@@ -653,7 +653,8 @@ def _emit_cycles(rules: list[Rule]) -> list[RuleProblem]:
                                 rule.file,
                                 rule.line,
                                 1,
-                                "emit cycle: " + " -> ".join([*trail, start])
+                                "emit cycle: "
+                                + " -> ".join([*trail, start])
                                 + " (each emits a fact the next one triggers on)",
                             )
                         )

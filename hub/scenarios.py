@@ -159,25 +159,35 @@ class Simulation:
                 if run_at is None or run_at <= self.now:
                     self.execute(rule, action, doc)
                 else:
-                    heapq.heappush(self.pending, _Pending(run_at, next(self._ids), rule, action, doc))
+                    heapq.heappush(
+                        self.pending, _Pending(run_at, next(self._ids), rule, action, doc)
+                    )
 
-    def execute(self, rule: Rule, action: ActionCall, doc: dict[str, Any], followup: bool = False) -> None:
+    def execute(
+        self, rule: Rule, action: ActionCall, doc: dict[str, Any], followup: bool = False
+    ) -> None:
         at = self.now - self.start
         if followup and action.unless is not None:
             current = dict(doc, profile=_copy(self.profile))
             ctx = self.ctx()
             if evaluate(action.unless, current, ctx):
                 held = next(
-                    describe(c, current, ctx) for c in action.unless.items if evaluate(c, current, ctx)
+                    describe(c, current, ctx)
+                    for c in action.unless.items
+                    if evaluate(c, current, ctx)
                 )
-                self.outcomes.append(Outcome(rule.name, action.name, at, "skipped", f"unless {held}"))
+                self.outcomes.append(
+                    Outcome(rule.name, action.name, at, "skipped", f"unless {held}")
+                )
                 return
         context = {"profile": _copy(self.profile), "fact": doc["fact"] | {"data": doc["data"]}}
         name, params = action.name, action.params
         depth = chain_depth(doc["data"]) + 1
         raised: list[tuple[str, dict[str, Any], bool]] = []
         if name == "update_profile":
-            changed = apply_update(self.profile, UpdateProfileParams.model_validate(params), context)
+            changed = apply_update(
+                self.profile, UpdateProfileParams.model_validate(params), context
+            )
             detail = f"changed {', '.join(changed)}" if changed else "nothing changed"
             if changed:
                 raised.append(("profile.updated", {"changed": changed}, False))
@@ -190,7 +200,13 @@ class Simulation:
             self.profile["status"] = target
             detail = f"{before} -> {target}"
             if before != target:
-                raised.append((f"profile.{'unsubscribed' if name == 'unsubscribe' else 'resubscribed'}", {"previous": before}, False))
+                raised.append(
+                    (
+                        f"profile.{'unsubscribed' if name == 'unsubscribe' else 'resubscribed'}",
+                        {"previous": before},
+                        False,
+                    )
+                )
         elif name == "send_mail":
             p = SendMailParams.model_validate(params)
             refused = refusal(self.profile["status"], self.profile["email"], p.kind.value)
@@ -209,13 +225,21 @@ class Simulation:
             detail = str(render_value(params, context))
         self.outcomes.append(Outcome(rule.name, name, at, "done", detail))
         for fact_type, data, explicit in raised:
-            data = {**data, "caused_by": {"fact": doc["fact"]["id"], "rule": rule.name, "depth": depth}}
+            data = {
+                **data,
+                "caused_by": {"fact": doc["fact"]["id"], "rule": rule.name, "depth": depth},
+            }
             if depth > MAX_CHAIN_DEPTH:
                 self.outcomes.append(
                     Outcome(rule.name, "chain", at, "stopped", f"{fact_type} at depth {depth}")
                 )
                 continue
-            probe = {"type": fact_type, "fact": {"type": fact_type, "source": "hub"}, "data": data, "profile": _copy(self.profile)}
+            probe = {
+                "type": fact_type,
+                "fact": {"type": fact_type, "source": "hub"},
+                "data": data,
+                "profile": _copy(self.profile),
+            }
             if explicit or self.engine.wants(probe):
                 self.fact(fact_type, data, depth)
 

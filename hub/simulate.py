@@ -21,7 +21,9 @@ from hub.models import ExternalId, Profile
 from hub.rulefile import ActionCall, Rule
 
 
-def profile_dict(ref: dict[str, Any], given: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
+def profile_dict(
+    ref: dict[str, Any], given: dict[str, Any] | None, now: datetime
+) -> dict[str, Any]:
     """A profile as rules see it, from what the caller gave and the fact's reference."""
     given = dict(given or {})
     fields = dict(given.get("fields") or {})
@@ -55,8 +57,9 @@ def stored_profile(session: Session, ref: dict[str, Any]) -> dict[str, Any] | No
     return None
 
 
-def document(fact: FactIn, profile: dict[str, Any], now: datetime, fact_id: Any = None) -> dict[str, Any]:
-    ref = fact.profile.model_dump(exclude_none=True, exclude_defaults=True)
+def document(
+    fact: FactIn, profile: dict[str, Any], now: datetime, fact_id: Any = None
+) -> dict[str, Any]:
     occurred = (fact.occurred_at or now).astimezone(UTC).isoformat()
     return {
         "type": fact.type,

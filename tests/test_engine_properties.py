@@ -24,18 +24,29 @@ def compare() -> st.SearchStrategy[Compare]:
     path = st.sampled_from(PATHS)
     return st.one_of(
         st.builds(Compare, path, st.sampled_from(["eq", "ne"]), SCALARS),
-        st.builds(Compare, path, st.sampled_from(["gt", "gte", "lt", "lte"]), st.one_of(NUMBERS, WORDS)),
-        st.builds(Compare, path, st.sampled_from(["in", "not_in"]), st.lists(SCALARS, min_size=1, max_size=3)),
+        st.builds(
+            Compare, path, st.sampled_from(["gt", "gte", "lt", "lte"]), st.one_of(NUMBERS, WORDS)
+        ),
+        st.builds(
+            Compare,
+            path,
+            st.sampled_from(["in", "not_in"]),
+            st.lists(SCALARS, min_size=1, max_size=3),
+        ),
         st.builds(Compare, path, st.sampled_from(["exists", "missing"]), st.just(True)),
         st.builds(Compare, path, st.just("contains"), WORDS),
-        st.builds(Compare, path, st.just("matches"), st.sampled_from(["a.*", "[ab]+", ".*B", "a[.]b"])),
+        st.builds(
+            Compare, path, st.just("matches"), st.sampled_from(["a.*", "[ab]+", ".*B", "a[.]b"])
+        ),
     )
 
 
 conditions = st.recursive(
     compare(),
     lambda inner: st.builds(
-        Group, st.sampled_from(["all", "any", "none"]), st.lists(inner, min_size=1, max_size=3).map(tuple)
+        Group,
+        st.sampled_from(["all", "any", "none"]),
+        st.lists(inner, min_size=1, max_size=3).map(tuple),
     ),
     max_leaves=6,
 )
@@ -75,7 +86,9 @@ def ruleset(conds: list[Any], patterns: list[str]) -> RuleSet:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     conds=st.lists(conditions, min_size=1, max_size=6),
-    patterns=st.lists(st.sampled_from(["order.placed", "order.*", "*", "form.submitted"]), min_size=6, max_size=6),
+    patterns=st.lists(
+        st.sampled_from(["order.placed", "order.*", "*", "form.submitted"]), min_size=6, max_size=6
+    ),
     docs=st.lists(document(), min_size=1, max_size=6),
 )
 def test_engine_fires_exactly_the_rules_python_selects(

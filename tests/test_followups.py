@@ -52,7 +52,9 @@ def ledger(rt: Runtime, job_id: str) -> str | None:
         return run.action if run else None
 
 
-def test_a_delayed_action_waits_for_its_time_then_runs(hub_runtime: Runtime, rules_dir: Path) -> None:
+def test_a_delayed_action_waits_for_its_time_then_runs(
+    hub_runtime: Runtime, rules_dir: Path
+) -> None:
     use_rules(hub_runtime, rules_dir, NUDGE.replace("AFTER", "1s"))
     (fid,) = post(hub_runtime, fact("cart.abandoned"))
     drain_pending()
@@ -76,8 +78,13 @@ def test_unless_is_checked_when_the_delay_ends(hub_runtime: Runtime, rules_dir: 
     drain_pending()
     # after the trigger: ann orders; bo's plan changes; cy does nothing
     post(hub_runtime, fact("order.placed"))
-    post(hub_runtime, {**fact("form.submitted", email="bo@example.com"),
-                       "profile": {"email": "bo@example.com", "fields": {"plan": "premium"}}})
+    post(
+        hub_runtime,
+        {
+            **fact("form.submitted", email="bo@example.com"),
+            "profile": {"email": "bo@example.com", "fields": {"plan": "premium"}},
+        },
+    )
     drain_pending()
     time.sleep(1.2)
     run_due(hub_runtime)
@@ -138,14 +145,16 @@ def test_a_follow_up_can_be_cancelled(
 def test_a_delayed_action_survives_a_worker_restart(
     hub_runtime: Runtime, rules_dir: Path, tmp_path: Path
 ) -> None:
-    (rules_dir / "followup.yaml").write_text(textwrap.dedent("""
+    (rules_dir / "followup.yaml").write_text(
+        textwrap.dedent("""
         rules:
           - name: later
             when: {fact: cart.abandoned}
             then:
               - update_profile: {add_tags: [later]}
                 after: 4s
-        """))
+        """)
+    )
     env = hub_env(hub_runtime.settings)
     log = tmp_path / "workers.log"
     first = start_hub(["worker", "--no-scheduler"], env, log)

@@ -103,13 +103,27 @@ rules:
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        ({"total": 150, "country": "DE", "sku": "AB-12"},
-         {"big", "not-nl", "no-coupon", "sku-pattern", "fresh-profile",
-          "text-total-never-compares-with-a-number"}),
-        ({"total": 3, "country": "NL", "coupon": "X", "sku": "AB-"},
-         {"has-coupon", "either-or-none", "fresh-profile", "text-total-never-compares-with-a-number"}),
-        ({"total": "lots", "rush": True},
-         {"no-coupon", "either-or-none", "fresh-profile"}),
+        (
+            {"total": 150, "country": "DE", "sku": "AB-12"},
+            {
+                "big",
+                "not-nl",
+                "no-coupon",
+                "sku-pattern",
+                "fresh-profile",
+                "text-total-never-compares-with-a-number",
+            },
+        ),
+        (
+            {"total": 3, "country": "NL", "coupon": "X", "sku": "AB-"},
+            {
+                "has-coupon",
+                "either-or-none",
+                "fresh-profile",
+                "text-total-never-compares-with-a-number",
+            },
+        ),
+        ({"total": "lots", "rush": True}, {"no-coupon", "either-or-none", "fresh-profile"}),
     ],
 )
 def test_operators_fire_what_they_say(
@@ -122,7 +136,10 @@ def test_operators_fire_what_they_say(
 
 
 def test_tags_and_limits_and_priority(hub_runtime: Runtime, rules_dir: Path) -> None:
-    use_rules(hub_runtime, rules_dir, """
+    use_rules(
+        hub_runtime,
+        rules_dir,
+        """
         rules:
           - name: first-order
             once_per_profile: true
@@ -136,7 +153,8 @@ def test_tags_and_limits_and_priority(hub_runtime: Runtime, rules_dir: Path) -> 
             stop: true
             when: {fact: order.placed, all: [data.fraud: true]}
             then: [{update_profile: {add_tags: [fraud]}}]
-        """)
+        """,
+    )
     first, second = post(hub_runtime, fact("order.placed"), fact("order.placed"))
     settle(hub_runtime)
     assert fired(hub_runtime, first) == ["first-order"]
@@ -153,7 +171,10 @@ def test_tags_and_limits_and_priority(hub_runtime: Runtime, rules_dir: Path) -> 
 def test_update_profile_set_unset_increment_with_typed_templates_and_profile_updated(
     hub_runtime: Runtime, rules_dir: Path
 ) -> None:
-    use_rules(hub_runtime, rules_dir, """
+    use_rules(
+        hub_runtime,
+        rules_dir,
+        """
         rules:
           - name: count
             when: {fact: order.placed}
@@ -167,9 +188,15 @@ def test_update_profile_set_unset_increment_with_typed_templates_and_profile_upd
               fact: profile.updated
               all: [data.changed: {contains: revenue}, profile.fields.revenue: {gte: 100}]
             then: [{update_profile: {add_tags: [big-spender]}}]
-        """)
-    post(hub_runtime, {**fact("order.placed", total=60), "profile": {
-        "email": "ann@example.com", "fields": {"prospect": True}}})
+        """,
+    )
+    post(
+        hub_runtime,
+        {
+            **fact("order.placed", total=60),
+            "profile": {"email": "ann@example.com", "fields": {"prospect": True}},
+        },
+    )
     settle(hub_runtime)
     p = profile(hub_runtime)
     assert p.fields == {"last_total": 60, "label": "order 60", "revenue": 60, "orders": 1}
@@ -182,17 +209,23 @@ def test_update_profile_set_unset_increment_with_typed_templates_and_profile_upd
     with hub_runtime.db.session() as s:
         updated = s.scalars(select(Fact).where(Fact.type == "profile.updated")).all()
         # only the profile.updated a rule fires on is stored (revenue 60 < 100: not wanted)
-        assert [f.data["changed"] for f in updated] == [["label", "last_total", "orders", "revenue"]]
+        assert [f.data["changed"] for f in updated] == [
+            ["label", "last_total", "orders", "revenue"]
+        ]
         assert {f.source for f in updated} == {"hub"}
 
 
 def test_hub_facts_nobody_listens_to_are_not_stored(hub_runtime: Runtime, rules_dir: Path) -> None:
-    use_rules(hub_runtime, rules_dir, """
+    use_rules(
+        hub_runtime,
+        rules_dir,
+        """
         rules:
           - name: tag
             when: {fact: order.placed}
             then: [{update_profile: {add_tags: [x]}}]
-        """)
+        """,
+    )
     post(hub_runtime, fact("order.placed"))
     settle(hub_runtime)
     with hub_runtime.db.session() as s:
@@ -202,7 +235,10 @@ def test_hub_facts_nobody_listens_to_are_not_stored(hub_runtime: Runtime, rules_
 def test_transactional_mail_reaches_unsubscribed_but_never_bounced(
     hub_runtime: Runtime, rules_dir: Path
 ) -> None:
-    use_rules(hub_runtime, rules_dir, """
+    use_rules(
+        hub_runtime,
+        rules_dir,
+        """
         fact_types: [order.paid]
         rules:
           - name: confirm
@@ -211,17 +247,27 @@ def test_transactional_mail_reaches_unsubscribed_but_never_bounced(
           - name: promo
             when: {fact: order.paid}
             then: [{send_mail: {template: thank-you, subject: Promo}}]
-        """)
+        """,
+    )
     post(
         hub_runtime,
-        {"type": "order.paid", "profile": {"email": "u@example.com", "status": "unsubscribed"},
-         "data": {"total": 5}},
-        {"type": "order.paid", "profile": {"email": "b@example.com", "status": "bounced"},
-         "data": {"total": 5}},
+        {
+            "type": "order.paid",
+            "profile": {"email": "u@example.com", "status": "unsubscribed"},
+            "data": {"total": 5},
+        },
+        {
+            "type": "order.paid",
+            "profile": {"email": "b@example.com", "status": "bounced"},
+            "data": {"total": 5},
+        },
     )
     settle(hub_runtime)
     with hub_runtime.db.session() as s:
-        rows = {(m.to_address, m.subject or m.template, m.status, m.error) for m in s.scalars(select(Message))}
+        rows = {
+            (m.to_address, m.subject or m.template, m.status, m.error)
+            for m in s.scalars(select(Message))
+        }
     assert rows == {
         ("u@example.com", "Paid", "sent", None),
         ("u@example.com", "thank-you", "skipped", "profile is unsubscribed"),
@@ -234,7 +280,10 @@ def test_transactional_mail_reaches_unsubscribed_but_never_bounced(
 def test_unsubscribe_resubscribe_and_the_hub_fact_that_follows(
     hub_runtime: Runtime, rules_dir: Path
 ) -> None:
-    use_rules(hub_runtime, rules_dir, """
+    use_rules(
+        hub_runtime,
+        rules_dir,
+        """
         rules:
           - name: stop
             when: {fact: form.submitted, all: [data.form: unsubscribe]}
@@ -245,7 +294,8 @@ def test_unsubscribe_resubscribe_and_the_hub_fact_that_follows(
           - name: bye
             when: {fact: profile.unsubscribed, all: [data.previous: subscribed]}
             then: [{send_mail: {template: thank-you, subject: Bye, kind: transactional}}]
-        """)
+        """,
+    )
     post(hub_runtime, fact("form.submitted", form="unsubscribe"))
     settle(hub_runtime)
     assert profile(hub_runtime).status == "unsubscribed"
@@ -253,14 +303,22 @@ def test_unsubscribe_resubscribe_and_the_hub_fact_that_follows(
     post(hub_runtime, fact("form.submitted", form="subscribe"))
     settle(hub_runtime)
     assert profile(hub_runtime).status == "subscribed"
-    post(hub_runtime, {**fact("form.submitted", email="x@example.com", form="subscribe"),
-                       "profile": {"email": "x@example.com", "status": "bounced"}})
+    post(
+        hub_runtime,
+        {
+            **fact("form.submitted", email="x@example.com", form="subscribe"),
+            "profile": {"email": "x@example.com", "status": "bounced"},
+        },
+    )
     settle(hub_runtime)
     assert profile(hub_runtime, "x@example.com").status == "bounced"  # never resubscribed
 
 
 def test_create_profile_upserts_by_email(hub_runtime: Runtime, rules_dir: Path) -> None:
-    use_rules(hub_runtime, rules_dir, """
+    use_rules(
+        hub_runtime,
+        rules_dir,
+        """
         rules:
           - name: refer
             when: {fact: form.submitted}
@@ -271,7 +329,8 @@ def test_create_profile_upserts_by_email(hub_runtime: Runtime, rules_dir: Path) 
           - name: welcome-friend
             when: {fact: profile.created, all: [profile.fields.referred_by: {exists: true}]}
             then: [{update_profile: {add_tags: [referred]}}]
-        """)
+        """,
+    )
     post(hub_runtime, fact("form.submitted", friend="Bo@Example.com"))
     settle(hub_runtime)
     friend = profile(hub_runtime, "bo@example.com")
@@ -285,20 +344,28 @@ def test_create_profile_upserts_by_email(hub_runtime: Runtime, rules_dir: Path) 
 
 
 def test_history_condition_counts_past_facts(hub_runtime: Runtime, rules_dir: Path) -> None:
-    use_rules(hub_runtime, rules_dir, """
+    use_rules(
+        hub_runtime,
+        rules_dir,
+        """
         rules:
           - name: third-big-order
             when:
               fact: order.placed
               all:
-                - history: {fact: order.placed, within: 30d, where: [data.total: {gte: 100}], count: {gte: 2}}
+                - history:
+                    fact: order.placed
+                    within: 30d
+                    where: [data.total: {gte: 100}]
+                    count: {gte: 2}
             then: [{update_profile: {add_tags: [loyal]}}]
           - name: first-ever
             when:
               fact: order.placed
               all: [history: {fact: order.*, count: 0}]
             then: [{update_profile: {add_tags: [first]}}]
-        """)
+        """,
+    )
     ids = [post(hub_runtime, fact("order.placed", total=t))[0] for t in (150, 50, 120, 10)]
     settle(hub_runtime)
     assert [fired(hub_runtime, i) for i in ids] == [["first-ever"], [], [], ["third-big-order"]]
@@ -360,13 +427,23 @@ def test_webhook_sends_the_rendered_request_once(
 
     with hub_runtime.db.session() as s:
         pid = s.scalar(select(Profile.id))
-    assert webhook(job_key(fid, "crm", 0), fid, pid, {"url": http_sink["url"] + "/x"}) == "already sent"
+    assert (
+        webhook(job_key(fid, "crm", 0), fid, pid, {"url": http_sink["url"] + "/x"})
+        == "already sent"
+    )
     assert len(http_sink["requests"]) == 1
 
 
-@pytest.mark.parametrize(("status", "delay", "retried"), [(503, 0, True), (400, 0, False), (200, 1.0, True)])
+@pytest.mark.parametrize(
+    ("status", "delay", "retried"), [(503, 0, True), (400, 0, False), (200, 1.0, True)]
+)
 def test_webhook_retries_5xx_and_timeouts_never_4xx(
-    hub_runtime: Runtime, rules_dir: Path, http_sink: dict[str, Any], status: int, delay: float, retried: bool
+    hub_runtime: Runtime,
+    rules_dir: Path,
+    http_sink: dict[str, Any],
+    status: int,
+    delay: float,
+    retried: bool,
 ) -> None:
     http_sink["status"], http_sink["delay"] = status, delay
     use_rules(hub_runtime, rules_dir, WEBHOOK.replace("URL", http_sink["url"]))
@@ -384,7 +461,10 @@ def test_webhook_retries_5xx_and_timeouts_never_4xx(
 
 
 def test_emit_chains_and_a_cycle_stops_at_the_bound(hub_runtime: Runtime, rules_dir: Path) -> None:
-    use_rules(hub_runtime, rules_dir, """
+    use_rules(
+        hub_runtime,
+        rules_dir,
+        """
         rules:
           - name: start
             when: {fact: order.placed}
@@ -395,22 +475,31 @@ def test_emit_chains_and_a_cycle_stops_at_the_bound(hub_runtime: Runtime, rules_
           - name: runaway
             when: {fact: profile.updated}
             then: [{update_profile: {increment: {n: 1}}}]
-        """)
+        """,
+    )
     post(hub_runtime, fact("order.placed", total=12))
     settle(hub_runtime, rounds=40)
     with hub_runtime.db.session() as s:
         counted = s.scalar(select(Fact).where(Fact.type == "order.counted"))
         assert counted.data == {"total": 12, "caused_by": {"fact": 1, "rule": "start", "depth": 1}}
         stops = s.scalars(select(ActionRun).where(ActionRun.action == "chain-stopped")).all()
-        depths = [f.data["caused_by"]["depth"] for f in s.scalars(select(Fact).where(Fact.type == "profile.updated"))]
+        depths = [
+            f.data["caused_by"]["depth"]
+            for f in s.scalars(select(Fact).where(Fact.type == "profile.updated"))
+        ]
     assert len(stops) == 1
     assert max(depths) == MAX_CHAIN_DEPTH
     # one increment on order.counted (depth 1), one per profile.updated of depth 2..8
     assert profile(hub_runtime).fields["n"] == MAX_CHAIN_DEPTH
 
 
-def test_every_matching_rule_fires_once_and_never_twice(hub_runtime: Runtime, rules_dir: Path) -> None:
-    use_rules(hub_runtime, rules_dir, """
+def test_every_matching_rule_fires_once_and_never_twice(
+    hub_runtime: Runtime, rules_dir: Path
+) -> None:
+    use_rules(
+        hub_runtime,
+        rules_dir,
+        """
         rules:
           - name: a
             when: {fact: order.*}
@@ -421,7 +510,8 @@ def test_every_matching_rule_fires_once_and_never_twice(hub_runtime: Runtime, ru
           - name: c
             when: {fact: order.placed, all: [fact.occurred_at: {within: 1d}]}
             then: [{update_profile: {increment: {c: 1}}}]
-        """)
+        """,
+    )
     (fid,) = post(hub_runtime, fact("order.placed"))
     settle(hub_runtime)
     with hub_runtime.db.session() as s:
@@ -429,3 +519,40 @@ def test_every_matching_rule_fires_once_and_never_twice(hub_runtime: Runtime, ru
     settle(hub_runtime)
     assert sorted(fired(hub_runtime, fid)) == ["a", "b", "c"]
     assert profile(hub_runtime).fields == {"a": 1, "b": 1, "c": 1}
+
+
+def test_a_new_contact_and_fields_a_source_changes_are_facts_too(
+    hub_runtime: Runtime, rules_dir: Path
+) -> None:
+    use_rules(
+        hub_runtime,
+        rules_dir,
+        """
+        rules:
+          - name: welcome-new
+            when: {fact: profile.created}
+            then: [{update_profile: {add_tags: [new]}}]
+          - name: moved
+            when: {fact: profile.updated, all: [data.changed: {contains: city}]}
+            then: [{update_profile: {add_tags: [moved]}}]
+        """,
+    )
+    with_city = {
+        **fact("order.placed"),
+        "profile": {"email": "ann@example.com", "fields": {"city": "Delft"}},
+    }
+    post(hub_runtime, with_city)
+    settle(hub_runtime)
+    post(hub_runtime, with_city)  # same city: nothing changed
+    settle(hub_runtime)
+    assert fired(hub_runtime) == ["welcome-new"]
+    post(
+        hub_runtime,
+        {**with_city, "profile": {"email": "ann@example.com", "fields": {"city": "Oslo"}}},
+    )
+    settle(hub_runtime)
+    assert fired(hub_runtime) == ["welcome-new", "moved"]
+    assert sorted(profile(hub_runtime).tags) == ["moved", "new"]
+    with hub_runtime.db.session() as s:
+        created = s.scalar(select(Fact).where(Fact.type == "profile.created"))
+        assert (created.source, created.data["caused_by"]["depth"]) == ("hub", 1)

@@ -29,12 +29,15 @@ def only(tmp_path: Path, text: str) -> RuleProblem:
 
 
 def test_yaml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
-    p = only(tmp_path, """
+    p = only(
+        tmp_path,
+        """
         rules:
           - name: x
             when: {fact: order.placed
             then: []
-        """)
+        """,
+    )
     assert p.line == 4 and p.message.startswith("YAML:")
 
 
@@ -45,34 +48,43 @@ def test_a_file_without_rules(tmp_path: Path) -> None:
 
 
 def test_unknown_key_in_a_rule_suggests_the_right_one(tmp_path: Path) -> None:
-    p = only(tmp_path, """
+    p = only(
+        tmp_path,
+        """
         rules:
           - name: x
             when: {fact: order.placed}
             prority: 3
             then: [{update_profile: {add_tags: [a]}}]
-        """)
+        """,
+    )
     assert (p.line, p.column) == (4, 5)
     assert p.message.startswith("unknown key 'prority' in rule; did you mean 'priority'?")
 
 
 def test_missing_then(tmp_path: Path) -> None:
-    p = only(tmp_path, """
+    p = only(
+        tmp_path,
+        """
         rules:
           - name: lonely
             when: {fact: order.placed}
-        """)
+        """,
+    )
     assert p.line == 2 and p.message == "rule 'lonely' needs 'then'"
 
 
 def test_a_fact_type_that_is_a_typo_gets_a_did_you_mean(tmp_path: Path) -> None:
-    p = only(tmp_path, """
+    p = only(
+        tmp_path,
+        """
         rules:
           - name: x
             when:
               fact: order.plcaed
             then: [{update_profile: {add_tags: [a]}}]
-        """)
+        """,
+    )
     assert str(p).endswith(
         "bad.yaml:4:7: unknown fact type 'order.plcaed'; did you mean 'order.placed'? "
         "(declare a new type under 'fact_types:')"
@@ -80,27 +92,38 @@ def test_a_fact_type_that_is_a_typo_gets_a_did_you_mean(tmp_path: Path) -> None:
 
 
 def test_a_declared_fact_type_is_accepted(tmp_path: Path) -> None:
-    assert problems(tmp_path, """
+    assert (
+        problems(
+            tmp_path,
+            """
         fact_types: [order.paid]
         rules:
           - name: x
             when: {fact: order.paid}
             then: [{update_profile: {add_tags: [a]}}]
-        """) == []
+        """,
+        )
+        == []
+    )
 
 
 def test_malformed_fact_pattern(tmp_path: Path) -> None:
-    p = only(tmp_path, """
+    p = only(
+        tmp_path,
+        """
         rules:
           - name: x
             when: {fact: "Order Placed"}
             then: [{update_profile: {add_tags: [a]}}]
-        """)
+        """,
+    )
     assert p.line == 3 and "'fact' must be a fact type" in p.message
 
 
 def test_unknown_operator_suggests_the_right_one(tmp_path: Path) -> None:
-    p = only(tmp_path, """
+    p = only(
+        tmp_path,
+        """
         rules:
           - name: x
             when:
@@ -108,7 +131,8 @@ def test_unknown_operator_suggests_the_right_one(tmp_path: Path) -> None:
               all:
                 - data.total: {gtee: 50}
             then: [{update_profile: {add_tags: [a]}}]
-        """)
+        """,
+    )
     assert (p.line, p.column) == (6, 24)
     assert p.message.startswith("unknown operator 'gtee'; did you mean 'gte'?")
 
@@ -118,15 +142,23 @@ def test_unknown_operator_suggests_the_right_one(tmp_path: Path) -> None:
     [
         ("data.x: {in: 3}", "'in' takes a non-empty list of values"),
         ("data.x: {gt: true}", "'gt' compares with a number or a non-empty text, not True"),
-        ("data.x: {matches: 'a\\\\.b'}", "'matches': no backslash escapes; write a literal dot as [.]"),
+        (
+            "data.x: {matches: 'a\\\\.b'}",
+            "'matches': no backslash escapes; write a literal dot as [.]",
+        ),
         ("data.x: {matches: '(a'}", "'matches': invalid regular expression"),
-        ("data.x: {within: 7 days}", "'within': '7 days' is not a duration such as 30m, 2h, 7d or 1w"),
+        (
+            "data.x: {within: 7 days}",
+            "'within': '7 days' is not a duration such as 30m, 2h, 7d or 1w",
+        ),
         ("data.x: {exists: 3}", "'exists' takes no value (write 'exists: true')"),
         ("data.x: [1, 2]", "data.x: compare with one value; for a list use 'in'"),
     ],
 )
 def test_bad_operands(tmp_path: Path, condition: str, message: str) -> None:
-    p = only(tmp_path, f"""
+    p = only(
+        tmp_path,
+        f"""
         rules:
           - name: x
             when:
@@ -134,12 +166,15 @@ def test_bad_operands(tmp_path: Path, condition: str, message: str) -> None:
               all:
                 - {condition}
             then: [{{update_profile: {{add_tags: [a]}}}}]
-        """)
+        """,
+    )
     assert p.line == 6 and p.message.startswith(message)
 
 
 def test_condition_path_outside_the_document(tmp_path: Path) -> None:
-    p = only(tmp_path, """
+    p = only(
+        tmp_path,
+        """
         rules:
           - name: x
             when:
@@ -147,31 +182,38 @@ def test_condition_path_outside_the_document(tmp_path: Path) -> None:
               all:
                 - total: {gt: 5}
             then: [{update_profile: {add_tags: [a]}}]
-        """)
+        """,
+    )
     assert (p.line, p.column) == (6, 11)
     assert p.message.startswith("condition path 'total' must start with data., profile. or fact.")
 
 
 def test_unknown_action_suggests_the_right_one(tmp_path: Path) -> None:
-    p = only(tmp_path, """
+    p = only(
+        tmp_path,
+        """
         rules:
           - name: x
             when: {fact: order.placed}
             then:
               - send_mial: {template: welcome, subject: hi}
-        """)
+        """,
+    )
     assert (p.line, p.column) == (5, 9)
     assert p.message.startswith("unknown action 'send_mial'; did you mean 'send_mail'?")
 
 
 def test_unknown_parameter_suggests_the_right_one(tmp_path: Path) -> None:
-    found = problems(tmp_path, """
+    found = problems(
+        tmp_path,
+        """
         rules:
           - name: x
             when: {fact: order.placed}
             then:
               - send_mail: {template: welcome, subjet: hi}
-        """)
+        """,
+    )
     assert [(p.line, p.message) for p in found] == [
         (5, "send_mail: subject: Field required"),
         (5, "send_mail: subjet: unknown parameter; did you mean 'subject'?"),
@@ -179,41 +221,52 @@ def test_unknown_parameter_suggests_the_right_one(tmp_path: Path) -> None:
 
 
 def test_bad_parameter_value(tmp_path: Path) -> None:
-    p = only(tmp_path, """
+    p = only(
+        tmp_path,
+        """
         rules:
           - name: x
             when: {fact: order.placed}
             then:
               - send_mail: {template: welcome, subject: hi, kind: urgent}
-        """)
+        """,
+    )
     assert p.line == 5 and p.message.startswith("send_mail: kind: Input should be 'marketing' or")
 
 
 def test_template_that_does_not_compile(tmp_path: Path) -> None:
-    p = only(tmp_path, """
+    p = only(
+        tmp_path,
+        """
         rules:
           - name: x
             when: {fact: order.placed}
             then:
               - update_profile: {set: {greeting: "{{ profile.fields.name "}}
-        """)
+        """,
+    )
     assert p.line == 5
     assert p.message.startswith("update_profile: set.greeting: template does not compile")
 
 
 def test_missing_template_file(tmp_path: Path) -> None:
-    p = only(tmp_path, """
+    p = only(
+        tmp_path,
+        """
         rules:
           - name: x
             when: {fact: order.placed}
             then:
               - send_mail: {template: no-such-template, subject: hi}
-        """)
+        """,
+    )
     assert p.line == 5 and "no-such-template.html not found" in p.message
 
 
 def test_duplicate_rule_name_points_at_the_first(tmp_path: Path) -> None:
-    p = only(tmp_path, """
+    p = only(
+        tmp_path,
+        """
         rules:
           - name: twice
             when: {fact: order.placed}
@@ -221,12 +274,17 @@ def test_duplicate_rule_name_points_at_the_first(tmp_path: Path) -> None:
           - name: twice
             when: {fact: order.placed}
             then: [{update_profile: {add_tags: [b]}}]
-        """)
-    assert p.line == 5 and p.message == f"duplicate rule name 'twice' (first at {tmp_path}/bad.yaml:2)"
+        """,
+    )
+    assert (
+        p.line == 5 and p.message == f"duplicate rule name 'twice' (first at {tmp_path}/bad.yaml:2)"
+    )
 
 
 def test_emit_cycle(tmp_path: Path) -> None:
-    p = only(tmp_path, """
+    p = only(
+        tmp_path,
+        """
         rules:
           - name: ping
             when: {fact: game.ping}
@@ -234,7 +292,8 @@ def test_emit_cycle(tmp_path: Path) -> None:
           - name: pong
             when: {fact: game.pong}
             then: [{emit: {type: game.ping}}]
-        """)
+        """,
+    )
     assert p.line == 2
     assert p.message.startswith("emit cycle: ping -> pong -> ping")
 
@@ -249,14 +308,17 @@ def test_emit_cycle(tmp_path: Path) -> None:
     ],
 )
 def test_bad_follow_up_timing(tmp_path: Path, timing: str, line: int, message: str) -> None:
-    p = only(tmp_path, f"""
+    p = only(
+        tmp_path,
+        f"""
         rules:
           - name: x
             when: {{fact: order.placed}}
             then:
               - update_profile: {{add_tags: [a]}}
                 {timing}
-        """)
+        """,
+    )
     assert p.line == line and p.message.startswith(message)
 
 
@@ -269,18 +331,23 @@ def test_bad_follow_up_timing(tmp_path: Path, timing: str, line: int, message: s
     ],
 )
 def test_bad_limits(tmp_path: Path, limit: str, message: str) -> None:
-    p = only(tmp_path, f"""
+    p = only(
+        tmp_path,
+        f"""
         rules:
           - name: x
             {limit}
             when: {{fact: order.placed}}
             then: [{{update_profile: {{add_tags: [a]}}}}]
-        """)
+        """,
+    )
     assert (p.line, p.column) == (3, 5) and p.message == message
 
 
 def test_bad_history_condition(tmp_path: Path) -> None:
-    found = problems(tmp_path, """
+    found = problems(
+        tmp_path,
+        """
         rules:
           - name: x
             when:
@@ -288,7 +355,8 @@ def test_bad_history_condition(tmp_path: Path) -> None:
               all:
                 - history: {fact: order.placed, since: yesterday, cuont: 2}
             then: [{update_profile: {add_tags: [a]}}]
-        """)
+        """,
+    )
     assert [(p.line, p.message.split(";")[0]) for p in found] == [
         (6, "unknown key 'cuont' in history"),
         (6, "history 'since' can only be 'trigger'"),
@@ -296,13 +364,16 @@ def test_bad_history_condition(tmp_path: Path) -> None:
 
 
 def test_check_command_prints_file_line_column_and_exits_1(tmp_path: Path) -> None:
-    problems(tmp_path, """
+    problems(
+        tmp_path,
+        """
         rules:
           - name: x
             when: {fact: order.placed}
             then:
               - send_mial: {template: welcome, subject: hi}
-        """)
+        """,
+    )
     result = CliRunner().invoke(main, ["rules", "check", str(tmp_path)])
     assert result.exit_code == 1
     assert f"{tmp_path}/bad.yaml:5:9: unknown action 'send_mial'; did you mean 'send_mail'?" in (

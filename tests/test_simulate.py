@@ -44,9 +44,11 @@ def test_simulate_tells_what_would_fire_and_why_not_with_no_side_effect(
     before = counts(hub_runtime)
     answer = client.post(
         "/api/v1/rules/simulate",
-        json={"fact": {**ORDER, "type": "order.shipped", "data": {"country": "NL"}},
-              "profile": {"status": "subscribed", "fields": {"first_name": "Ann"}},
-              "now": "2026-02-01T10:00:00Z"},
+        json={
+            "fact": {**ORDER, "type": "order.shipped", "data": {"country": "NL"}},
+            "profile": {"status": "subscribed", "fields": {"first_name": "Ann"}},
+            "now": "2026-02-01T10:00:00Z",
+        },
         headers=auth,
     )
     assert answer.status_code == 200, answer.json
@@ -113,7 +115,9 @@ def test_a_worker_picks_up_a_valid_change_and_keeps_the_last_valid_set(
     first = hub_runtime.engine.ruleset.version
     orders = rules_dir / "orders.yaml"
     text = orders.read_text()
-    orders.write_text(text.replace("name: tag-every-shopper", "name: tag-every-shopper\n    prio: 1"))
+    orders.write_text(
+        text.replace("name: tag-every-shopper", "name: tag-every-shopper\n    prio: 1")
+    )
     post(hub_runtime, ORDER)
     drain_pending()
     assert hub_runtime.engine.ruleset.version == first  # invalid: still running
@@ -146,8 +150,14 @@ def test_timeline_shows_why_a_contact_got_a_mail(
     assert kinds[0] == ("fact", "order.placed")
     assert ("firing", "thank-you-for-your-order") in kinds
     mail = next(e for e in events if e["kind"] == "mail")
-    assert (mail["rule"], mail["status"], mail["fact_id"]) == ("thank-you-for-your-order", "sent", fid)
-    firing = next(e for e in events if e["kind"] == "firing" and e["rule"] == "thank-you-for-your-order")
+    assert (mail["rule"], mail["status"], mail["fact_id"]) == (
+        "thank-you-for-your-order",
+        "sent",
+        fid,
+    )
+    firing = next(
+        e for e in events if e["kind"] == "firing" and e["rule"] == "thank-you-for-your-order"
+    )
     assert firing["ruleset_version"] == hub_runtime.engine.ruleset.version
     assert kinds.index(("firing", "thank-you-for-your-order")) < events.index(mail)
 
@@ -155,8 +165,13 @@ def test_timeline_shows_why_a_contact_got_a_mail(
 def test_backtest_reports_fired_and_would_fire_per_rule(
     hub_runtime: Runtime, rules_dir: Path, tmp_path: Path
 ) -> None:
-    post(hub_runtime, *[fact("order.placed", email=f"p{i}@example.com", total=t)
-                        for i, t in enumerate((20, 60, 150, 300))])
+    post(
+        hub_runtime,
+        *[
+            fact("order.placed", email=f"p{i}@example.com", total=t)
+            for i, t in enumerate((20, 60, 150, 300))
+        ],
+    )
     drain_pending()
     before = counts(hub_runtime)
     changed = tmp_path / "changed"
@@ -167,7 +182,12 @@ def test_backtest_reports_fired_and_would_fire_per_rule(
     rows = {r["rule"]: r for r in report["rules"]}
     assert report["facts"] == 4
     thanks = rows["thank-you-for-your-order"]
-    assert (thanks["fired"], thanks["would_fire"], thanks["newly_firing"], thanks["no_longer_firing"]) == (3, 2, 0, 1)
+    assert (
+        thanks["fired"],
+        thanks["would_fire"],
+        thanks["newly_firing"],
+        thanks["no_longer_firing"],
+    ) == (3, 2, 0, 1)
     assert thanks["examples"]["no_longer_firing"] == [2]
     assert (rows["tag-every-shopper"]["fired"], rows["tag-every-shopper"]["would_fire"]) == (4, 4)
     assert counts(hub_runtime) == before
@@ -189,7 +209,9 @@ def test_cli_backtest_and_simulate(hub_runtime: Runtime, rules_dir: Path) -> Non
     sim = runner.invoke(main, ["rules", "simulate", json.dumps(ORDER), "--offline"], env=env)
     assert sim.exit_code == 0, sim.output
     assert {f["rule"] for f in json.loads(sim.output)["fired"]} == {
-        "thank-you-for-your-order", "tag-every-shopper"}
+        "thank-you-for-your-order",
+        "tag-every-shopper",
+    }
 
 
 def test_shipped_scenarios_pass_and_a_wrong_one_fails(tmp_path: Path) -> None:

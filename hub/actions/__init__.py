@@ -38,7 +38,9 @@ class ActionSpec:
     check: Callable[[BaseModel, Path], list[str]]
 
 
-def _spec(name: str, params: type[BaseModel], module: str, check: Callable, queue: str = ACTIONS_QUEUE) -> ActionSpec:  # type: ignore[type-arg]
+def _spec(
+    name: str, params: type[BaseModel], module: str, check: Callable, queue: str = ACTIONS_QUEUE
+) -> ActionSpec:  # type: ignore[type-arg]
     return ActionSpec(name, params, f"hub.actions.{module}.{name}", queue, check)
 
 

@@ -42,12 +42,16 @@ def check_update_profile(params: UpdateProfileParams, _templates: Path) -> list[
     both = set(params.set) & (set(params.unset) | set(params.increment))
     if both:
         problems.append(f"fields both set and unset/incremented: {', '.join(sorted(both))}")
-    if not (params.set or params.unset or params.increment or params.add_tags or params.remove_tags):
+    if not (
+        params.set or params.unset or params.increment or params.add_tags or params.remove_tags
+    ):
         problems.append("nothing to do: give set, unset, increment, add_tags or remove_tags")
     return problems
 
 
-def apply_update(profile: dict[str, Any], p: UpdateProfileParams, context: dict[str, Any]) -> list[str]:
+def apply_update(
+    profile: dict[str, Any], p: UpdateProfileParams, context: dict[str, Any]
+) -> list[str]:
     """Change ``profile`` (as :meth:`Profile.as_dict` gives it) in place; return what changed.
 
     Shared by the job and the scenario runner, so a scenario shows what the hub does.
@@ -64,7 +68,9 @@ def apply_update(profile: dict[str, Any], p: UpdateProfileParams, context: dict[
         if isinstance(step, bool) or not isinstance(step, int | float):
             raise ValueError(f"increment.{key}: {step!r} is not a number")
         fields[key] = (current if isinstance(current, int | float) else 0) + step
-    changed = sorted(k for k in set(before) | set(fields) if before.get(k, _NO) != fields.get(k, _NO))
+    changed = sorted(
+        k for k in set(before) | set(fields) if before.get(k, _NO) != fields.get(k, _NO)
+    )
     tags_before = list(profile["tags"])
     tags = [t for t in tags_before if t not in p.remove_tags]
     tags += [t for t in render_value(p.add_tags, context) if t not in tags]
@@ -127,7 +133,9 @@ def _exists(session: Any, email: str | None, external_ids: dict[str, str]) -> bo
     pairs = list(external_ids.items())
     return bool(pairs) and (
         session.scalar(
-            select(ExternalId.id).where(tuple_(ExternalId.source, ExternalId.external_id).in_(pairs))
+            select(ExternalId.id).where(
+                tuple_(ExternalId.source, ExternalId.external_id).in_(pairs)
+            )
         )
         is not None
     )
