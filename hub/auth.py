@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -18,6 +20,11 @@ from hub.models import ApiKey
 
 KEY_PREFIX = "hub_"
 F = TypeVar("F", bound=Callable[..., Any])
+# A verified key is trusted for this long without a database round trip; a revoked key is
+# therefore refused at the latest this many seconds after revocation.
+CACHE_SECONDS = 30.0
+_verified: dict[str, tuple[str, float]] = {}
+_verified_lock = threading.Lock()
 
 
 def _digest(key: str) -> str:
@@ -57,14 +64,32 @@ def require_api_key(view: F) -> F:
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             return _unauthorized("missing API key: send Authorization: Bearer <key>")
-        with get_db().session() as session:
-            record = check_api_key(session, key.strip())
-            if record is None:
-                return _unauthorized("invalid or revoked API key")
-            g.api_key_name = record.name
+        name = _verified_name(key.strip())
+        if name is None:
+            return _unauthorized("invalid or revoked API key")
+        g.api_key_name = name
         return view(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]
+
+
+def _verified_name(key: str) -> str | None:
+    """The name of a valid key, from a short-lived per-process cache or the database."""
+    digest = _digest(key)
+    now = time.monotonic()
+    with _verified_lock:
+        hit = _verified.get(digest)
+    if hit is not None and hit[1] > now:
+        return hit[0]
+    with get_db().session() as session:
+        record = check_api_key(session, key)
+        name = record.name if record is not None else None
+    if name is not None:
+        with _verified_lock:
+            if len(_verified) > 10_000:
+                _verified.clear()
+            _verified[digest] = (name, now + CACHE_SECONDS)
+    return name
 
 
 def _unauthorized(message: str) -> Any:

@@ -97,6 +97,15 @@ def alembic_config(url: str, engine: Engine | None = None) -> Config:
     return cfg
 
 
+def dialect_insert(session: Session, table: Any) -> Any:
+    """``INSERT`` of the session's dialect, which offers ``on_conflict_do_nothing``."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    dialect = session.get_bind().dialect.name
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+
+
 def init_app(app: Flask, settings: Settings) -> Database:
     db = Database(settings.resolved_database_url)
     app.extensions["hub.db"] = db

@@ -14,10 +14,9 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import insert, select, tuple_
-from sqlalchemy.exc import IntegrityError
 
 from hub.config import Settings
-from hub.db import Database
+from hub.db import Database, dialect_insert
 from hub.facts import FactIn
 from hub.models import Fact, FactStatus, utcnow
 from hub.queue import request_evaluation
@@ -32,57 +31,57 @@ class Stored:
 
 
 def store_facts(db: Database, facts: Sequence[FactIn]) -> list[Stored]:
-    """Commit ``facts`` in one transaction, all or nothing; one result per fact, in order."""
-    for attempt in range(3):
-        try:
-            return _store(db, facts)
-        except IntegrityError:
-            # another request stored the same source_id between our look-up and insert
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    """Commit ``facts`` in one transaction, all or nothing; one result per fact, in order.
 
-
-def _store(db: Database, facts: Sequence[FactIn]) -> list[Stored]:
-    keys = {(f.source, f.source_id) for f in facts if f.source_id is not None}
+    Keyed facts (with ``source_id``) are inserted with ``ON CONFLICT DO NOTHING``, so a new fact
+    costs one statement and a concurrent duplicate delivery cannot fail the request; the keys
+    that conflicted are then looked up to answer with the first fact's id.
+    """
+    now = utcnow()
+    keyed: dict[tuple[str, str], dict[str, Any]] = {}
+    unkeyed: list[dict[str, Any]] = []
+    for fact in facts:
+        if fact.source_id is None:
+            unkeyed.append(_row(fact, now))
+        else:
+            keyed.setdefault((fact.source, fact.source_id), _row(fact, now))
     with db.session() as session:
-        known: dict[tuple[str, str | None], int] = {}
-        if keys:
+        new_ids: dict[tuple[str, str], int] = {}
+        if keyed:
+            stmt = (
+                dialect_insert(session, Fact.__table__)
+                .on_conflict_do_nothing(index_elements=["source", "source_id"])
+                .returning(Fact.__table__.c.source, Fact.__table__.c.source_id, Fact.__table__.c.id)
+            )
+            new_ids = {(s, sid): fid for s, sid, fid in session.execute(stmt, list(keyed.values()))}
+        known: dict[tuple[str, str], int] = {}
+        missing = [k for k in keyed if k not in new_ids]
+        if missing:
             rows = session.execute(
                 select(Fact.source, Fact.source_id, Fact.id).where(
-                    tuple_(Fact.source, Fact.source_id).in_(keys)
+                    tuple_(Fact.source, Fact.source_id).in_(missing)
                 )
             )
             known = {(s, sid): fid for s, sid, fid in rows}
-        now = utcnow()
-        rows_to_insert: list[dict[str, Any]] = []
-        plan: list[tuple[str, Any]] = []  # ("known", id) | ("new", row index) | ("dup", row index)
-        first_in_request: dict[tuple[str, str], int] = {}
-        for fact in facts:
-            key = (fact.source, fact.source_id)
-            if fact.source_id is not None and key in known:
-                plan.append(("known", known[key]))
-            elif fact.source_id is not None and key in first_in_request:
-                plan.append(("dup", first_in_request[key]))
-            else:
-                if fact.source_id is not None:
-                    first_in_request[key] = len(rows_to_insert)  # type: ignore[index]
-                plan.append(("new", len(rows_to_insert)))
-                rows_to_insert.append(_row(fact, now))
-        new_ids: list[int] = []
-        if rows_to_insert:
+        plain_ids: list[int] = []
+        if unkeyed:
             result = session.execute(
-                insert(Fact).returning(Fact.id, sort_by_parameter_order=True), rows_to_insert
+                insert(Fact).returning(Fact.id, sort_by_parameter_order=True), unkeyed
             )
-            new_ids = [row[0] for row in result]
-    out = []
-    for kind, ref in plan:
-        if kind == "known":
-            out.append(Stored(ref, "duplicate"))
-        elif kind == "dup":
-            out.append(Stored(new_ids[ref], "duplicate"))
+            plain_ids = [row[0] for row in result]
+    out: list[Stored] = []
+    plain = iter(plain_ids)
+    reported: set[tuple[str, str]] = set()
+    for fact in facts:
+        if fact.source_id is None:
+            out.append(Stored(next(plain), "accepted"))
+            continue
+        key = (fact.source, fact.source_id)
+        if key in new_ids and key not in reported:
+            reported.add(key)
+            out.append(Stored(new_ids[key], "accepted"))
         else:
-            out.append(Stored(new_ids[ref], "accepted"))
+            out.append(Stored(new_ids.get(key) or known[key], "duplicate"))
     return out
 
 

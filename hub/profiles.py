@@ -6,16 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from hub.db import dialect_insert
 from hub.models import ExternalId, Profile, ProfileStatus, utcnow
-
-
-def _insert(session: Session, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
 
 
 def resolve_profiles(session: Session, refs: Sequence[dict[str, Any]]) -> list[Profile]:
@@ -37,7 +31,9 @@ def resolve_profiles(session: Session, refs: Sequence[dict[str, Any]]) -> list[P
         if _find(ref, by_email, by_ext) is None and ref.get("email"):
             new_emails.setdefault(ref["email"], ref.get("status") or ProfileStatus.SUBSCRIBED.value)
     if new_emails:
-        stmt = _insert(session, Profile.__table__).on_conflict_do_nothing(index_elements=["email"])
+        stmt = dialect_insert(session, Profile.__table__).on_conflict_do_nothing(
+            index_elements=["email"]
+        )
         session.execute(stmt, [_new_profile_row(e, s) for e, s in new_emails.items()])
         by_email, by_ext = _lookup(session, emails, pairs)
     profiles: list[Profile] = []
@@ -120,7 +116,7 @@ def _attach_external_ids(
         if (s, i) not in by_ext
     ]
     if missing:
-        stmt = _insert(session, ExternalId.__table__).on_conflict_do_nothing(
+        stmt = dialect_insert(session, ExternalId.__table__).on_conflict_do_nothing(
             index_elements=["source", "external_id"]
         )
         session.execute(stmt, missing)
