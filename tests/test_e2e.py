@@ -77,6 +77,43 @@ def test_hub_up_on_embedded_defaults_writes_the_outbox(tmp_path: Path, rules_dir
         stop_hub(hub)
 
 
+def test_serve_and_worker_started_apart_share_the_embedded_home(
+    tmp_path: Path, rules_dir: Path
+) -> None:
+    """`hub serve` and `hub worker`, each started on its own with one HUB_HOME, work together."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env |= {"HUB_HOME": str(tmp_path / "var"), "HUB_RULES_DIR": str(rules_dir)}
+    created = subprocess.run(
+        [sys.executable, "-m", "hub", "apikey", "create", "shop"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    key = created.stdout.strip().splitlines()[-1]
+    port = free_port()
+    log = tmp_path / "hub.log"
+    web = start_hub(["serve", "--port", str(port)], env, log)
+    worker = None
+    try:
+        wait_healthy(port)
+        worker = start_hub(["worker"], env, log)
+        response = requests.post(
+            f"http://127.0.0.1:{port}/api/v1/facts",
+            json=order(2),
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        )
+        assert response.status_code == 202, response.text
+        outbox = tmp_path / "var" / "outbox"
+        assert wait_until(lambda: len(list(outbox.glob("*.eml"))) == 1, 30), log.read_text()[-3000:]
+    finally:
+        if worker is not None:
+            stop_hub(worker)
+        stop_hub(web)
+
+
 @pytest.fixture
 def smtp_settings(settings: Settings, smtp: SMTPSink) -> Settings:
     return settings.with_overrides(smtp_url=smtp.url)
