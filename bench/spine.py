@@ -38,7 +38,6 @@ sys.path.insert(0, str(ROOT))
 from hub import runtime  # noqa: E402
 from hub.auth import create_api_key  # noqa: E402
 from hub.config import Settings  # noqa: E402
-from hub.db import Database  # noqa: E402
 from hub.engine import RuleEngine  # noqa: E402
 from hub.evaluate import drain_pending, fact_document  # noqa: E402
 from hub.facts import FactIn  # noqa: E402
