@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from connectors._util import as_dict, as_list, compact, make_fact, parse_time
 from connectors._util import require as need
@@ -146,10 +147,17 @@ class ExactConnector(Connector):
                 facts.append(fact)
                 newest = max(newest, fact.occurred_at) if newest else fact.occurred_at
             url, params = d.get("__next") or "", None
+            if url and not self._same_origin(url):
+                raise RemoteRejected(f"__next points away from {self.config['base_url']}")
             if url:
                 yield Page(facts, None)  # paging is by ID, not by Modified: no cursor yet
             else:
                 yield Page(facts, self._cursor(cursor, newest, started))
+
+    def _same_origin(self, url: str) -> bool:
+        """Follow ``__next`` only to the configured host: it receives our bearer token."""
+        ours, theirs = urlsplit(self.config["base_url"]), urlsplit(url)
+        return (ours.scheme, ours.netloc) == (theirs.scheme, theirs.netloc)
 
     def _cursor(
         self, old: str | None, newest: datetime | None, started: datetime | None

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from connectors import registry
 from connectors.exceptions import ConnectorError, RemoteUnavailable
 from hub import runtime
 from hub.connector_models import ConnectorCursor, ConnectorInstance, ConnectorRun, RunStatus
@@ -130,8 +131,6 @@ def schedule_pulls() -> list[int]:
             )
         ).all()
         for inst in instances:
-            from connectors import registry
-
             try:
                 streams = registry.get(inst.connector).streams
             except ConnectorError as exc:

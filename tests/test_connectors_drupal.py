@@ -126,6 +126,7 @@ def test_webform_form_encoded_submission(client: Any, rt: Runtime) -> None:
     assert profile_by_email(rt, "lena@example.org")["fields"]["first_name"] == "Lena"
 
 
+@ONE_BACKEND
 def test_webform_json_states_and_replays(client: Any, rt: Runtime) -> None:
     body = json.dumps(submission()).encode()
     assert post(client, body, "application/json").status_code == 200
@@ -178,6 +179,7 @@ def test_webform_malformed(
     assert fact_count(rt) == 0
 
 
+@ONE_BACKEND
 def test_pushed_user_document_and_deletion(client: Any, rt: Runtime) -> None:
     doc = json.dumps({"data": user(12)}).encode()
     assert post(client, doc, "application/vnd.api+json").status_code == 200

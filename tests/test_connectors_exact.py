@@ -92,6 +92,7 @@ def test_webhook_update_fetches_the_record(client: Any, rt: Runtime, exact: Exac
     assert profile["fields"]["company"] == "Company 1 B.V."
 
 
+@ONE_BACKEND
 def test_webhook_delete_is_a_profile_deleted_fact(
     client: Any, rt: Runtime, exact: ExactStandIn
 ) -> None:
@@ -234,6 +235,7 @@ def test_expired_access_token_is_refreshed_once(rt: Runtime, exact: ExactStandIn
     assert profile["fields"]["first_name"] == "Pat2" and profile["fields"]["exact_is_mailing"]
 
 
+@ONE_BACKEND
 def test_lost_refresh_token_fails_the_run_without_retry(rt: Runtime, exact: ExactStandIn) -> None:
     exact.put("crm/Accounts", account(1, T0))
     add_instance(rt, "erp", "exact", **config(exact, refresh_token="refresh-unknown"))
@@ -244,6 +246,7 @@ def test_lost_refresh_token_fails_the_run_without_retry(rt: Runtime, exact: Exac
     assert "authorize the connector again" in result["error"]
 
 
+@ONE_BACKEND
 def test_rate_limit_waits_for_the_reset(rt: Runtime) -> None:
     with ExactStandIn(page_size=1, rate_limit=3, rate_window=1.0) as exact:
         exact.put("crm/Accounts", *(account(i, T0) for i in range(1, 6)))
@@ -281,3 +284,16 @@ def test_concurrent_refresh_uses_the_winners_token() -> None:
         exact.refresh_tokens.clear()  # every refresh token now refused
         with pytest.raises(RemoteRejected):
             two.access_token(stale=two.access_token())
+
+
+@ONE_BACKEND
+def test_next_link_to_another_host_is_not_followed(rt: Runtime, exact: ExactStandIn) -> None:
+    from tests.stand_ins.base import Answer
+
+    add_instance(rt, "erp", "exact", **config(exact))
+    page = {"d": {"results": [], "__next": "http://attacker.example/api/v1/1234/crm/Accounts"}}
+    exact.fail_next("crm/Accounts", Answer(200, page))
+    run_id = start_run(rt, "erp", "accounts")
+    run_jobs(rt)
+    result = run(rt, run_id)
+    assert result["status"] == "failed" and "__next points away" in result["error"]

@@ -114,6 +114,7 @@ def test_second_run_makes_only_new_facts(rt: Runtime, shop: MagentoStandIn) -> N
     assert profile_by_external(rt, "magento", "2")["fields"]["first_name"] == "First2"
 
 
+@ONE_BACKEND
 def test_many_rows_with_one_timestamp_are_all_read(rt: Runtime, shop: MagentoStandIn) -> None:
     # five customers saved in the same second, page size 2: keyset paging must step through
     shop.put_customers(*(customer(i, updated=50) for i in range(1, 6)), customer(6, updated=60))
@@ -124,6 +125,7 @@ def test_many_rows_with_one_timestamp_are_all_read(rt: Runtime, shop: MagentoSta
     assert cursor(rt, "shop", "customers") == stamp(60)
 
 
+@ONE_BACKEND
 def test_orders_of_customers_and_guests(rt: Runtime, shop: MagentoStandIn) -> None:
     shop.put_orders(
         order(1, email="customer1@example.com", customer_id=1, created=10),
@@ -166,6 +168,7 @@ def test_webhook_customer_saved_and_replayed(
     assert profile_by_external(rt, "magento", "42")["fields"]["last_name"] == "Last42"
 
 
+@ONE_BACKEND
 def test_webhook_order_saved(client: Any, rt: Runtime, shop: MagentoStandIn) -> None:
     configure(rt, shop)
     data = order(7, email="g@example.com", customer_id=None, created=5)
@@ -251,6 +254,7 @@ def test_unknown_instance_is_404(client: Any, rt: Runtime) -> None:
     assert client.post("/connectors/nope/webhook", data=b"{}").status_code == 404
 
 
+@ONE_BACKEND
 def test_server_errors_are_retried_then_succeed(rt: Runtime, shop: MagentoStandIn) -> None:
     shop.put_customers(customer(1), customer(2))
     configure(rt, shop)
@@ -263,6 +267,7 @@ def test_server_errors_are_retried_then_succeed(rt: Runtime, shop: MagentoStandI
     assert result["facts_accepted"] == 2
 
 
+@ONE_BACKEND
 @pytest.mark.parametrize("failure", ["http-500", "timeout"])
 def test_persistent_failure_is_recorded_and_cursor_stays(
     rt: Runtime, shop: MagentoStandIn, failure: str
@@ -290,6 +295,7 @@ def test_persistent_failure_is_recorded_and_cursor_stays(
     assert profile_by_external(rt, "magento", "9") is None
 
 
+@ONE_BACKEND
 def test_retry_after_is_honoured(rt: Runtime, shop: MagentoStandIn) -> None:
     shop.put_customers(customer(1))
     configure(rt, shop)
@@ -309,6 +315,7 @@ def test_retry_after_is_honoured(rt: Runtime, shop: MagentoStandIn) -> None:
     assert cursor(rt, "shop", "customers") == stamp(1)
 
 
+@ONE_BACKEND
 def test_bad_token_fails_without_retrying(rt: Runtime, shop: MagentoStandIn) -> None:
     shop.put_customers(customer(1))
     configure(rt, shop)
