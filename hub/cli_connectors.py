@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -126,6 +128,68 @@ def add(
     click.echo(f"  webhook: POST /connectors/{name}/webhook" if view.push else "  no webhooks")
     if view.streams:
         click.echo(f"  streams: {', '.join(view.streams)}; pull every: {every or 'never'}")
+
+
+@connectors.command("apply")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def apply_cmd(path: Path) -> None:
+    """Create or update the instances described in a YAML file.
+
+    \b
+    shop:
+      connector: magento
+      every: 300
+      settings:
+        base_url: https://shop.example.com
+        access_token: ${MAGENTO_TOKEN}   # from the environment: keep secrets out of files
+    """
+    from hub.connector_store import save_instance
+
+    doc = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(doc, dict):
+        raise click.ClickException(f"{path}: expected a mapping of instance names")
+    rt = _runtime()
+    problems = 0
+    for name, spec in doc.items():
+        if not isinstance(spec, dict) or not spec.get("connector"):
+            click.echo(f"{path}: {name}: needs 'connector' and 'settings'", err=True)
+            problems += 1
+            continue
+        try:
+            settings = {k: _expand(v) for k, v in (spec.get("settings") or {}).items()}
+            save_instance(
+                rt.db,
+                _box(rt),
+                str(name),
+                str(spec["connector"]),
+                settings,
+                pull_interval_seconds=spec.get("every"),
+                replace=True,
+            )
+            click.echo(f"{name}: saved")
+        except ConfigInvalid as exc:
+            for problem in exc.problems:
+                click.echo(f"{path}: {name}.settings.{problem.field}: {problem.message}", err=True)
+            problems += 1
+        except (HubError, ValueError) as exc:
+            click.echo(f"{path}: {name}: {exc}", err=True)
+            problems += 1
+    if problems:
+        raise click.ClickException(f"{problems} instance(s) not saved")
+
+
+def _expand(value: Any) -> Any:
+    """``${VAR}`` in a setting is the environment variable's value (required to be set)."""
+    if not isinstance(value, str):
+        return value
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise ValueError(f"environment variable {name} is not set")
+        return os.environ[name]
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", sub, value)
 
 
 @connectors.command("list")

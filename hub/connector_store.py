@@ -64,8 +64,8 @@ def save_instance(
 ) -> InstanceView:
     """Validate and store an instance; raise ``ConfigInvalid`` with every problem at once.
 
-    Replacing an instance keeps its cursors (no re-import) but drops its OAuth state: new
-    credentials come with a new refresh token.
+    Replacing an instance keeps its cursors (no re-import); changed settings drop its OAuth
+    state (new credentials come with a new refresh token), unchanged ones keep it.
     """
     if not INSTANCE_NAME.match(name):
         raise InstanceError(f"instance name {name!r} must be 1-64 of a-z, 0-9, _ and -")
@@ -83,6 +83,11 @@ def save_instance(
             session.add(row)
         elif row.connector != connector:
             raise InstanceError(f"instance {name!r} is a {row.connector} connector")
+        elif _set(dict(row.settings or {}) | box.open(row.secrets)) == _set(clean):
+            # same credentials: keep the OAuth state (a rotated refresh token lives there)
+            row.pull_interval_seconds = pull_interval_seconds
+            row.enabled = True
+            return view(cls(name, clean), interval=pull_interval_seconds)
         row.settings = public
         row.secrets = box.seal(secrets)
         row.enabled = True
@@ -94,7 +99,7 @@ def save_instance(
         else:
             state.sealed = None
             state.version += 1
-    return view(cls(name, clean))
+    return view(cls(name, clean), interval=pull_interval_seconds)
 
 
 def load_connector(db: Database, box: SecretBox, name: str) -> tuple[Connector, int]:
@@ -171,3 +176,7 @@ class DbStateStore:
             row.sealed = self._box.seal(new)
             row.version = (row.version or 0) + 1
         return new
+
+
+def _set(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if v is not None}

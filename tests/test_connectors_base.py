@@ -188,3 +188,37 @@ def test_api_lists_instances_and_runs(
         assert runs[0]["status"] == "succeeded" and runs[0]["facts_accepted"] == 1
         bad = client.post("/connectors/shop/runs", json={"stream": "nope"}, headers=auth)
         assert bad.status_code == 400 and "no stream 'nope'" in bad.get_json()["message"]
+
+
+@ONE_BACKEND
+def test_cli_apply_reads_env_and_keeps_oauth_state_when_unchanged(
+    settings: Settings, tmp_path: Any
+) -> None:
+    from hub.connector_models import ConnectorState
+    from hub.db import Database
+
+    spec = tmp_path / "connectors.yaml"
+    spec.write_text(
+        "erp:\n  connector: exact\n  every: 900\n  settings:\n    division: 7\n"
+        "    client_id: cid\n    client_secret: ${EXACT_SECRET}\n    refresh_token: r0\n"
+        "bad:\n  connector: drupal\n  settings: {base_url: 'ftp://x', colour: red}\n"
+    )
+    env = hub_env(settings, EXACT_SECRET="from-the-env")
+    result = CliRunner().invoke(main, ["connectors", "apply", str(spec)], env=env)
+    assert result.exit_code == 1
+    assert "erp: saved" in result.output
+    assert "bad.settings.base_url: expected an http:// or https:// URL" in result.output
+    assert "bad.settings.colour: unknown setting" in result.output
+
+    db = Database(settings.resolved_database_url)
+    with db.session() as s:  # a rotated refresh token, as a pull would have stored it
+        state = s.scalar(select(ConnectorState))
+        state.sealed = SecretBox(settings.secret_key).seal({"refresh_token": "r7"})
+    again = CliRunner().invoke(main, ["connectors", "apply", str(spec)], env=env)
+    assert "erp: saved" in again.output
+    with db.session() as s:
+        sealed = s.scalar(select(ConnectorState.sealed))
+    assert SecretBox(settings.secret_key).open(sealed) == {"refresh_token": "r7"}
+    missing = CliRunner().invoke(main, ["connectors", "apply", str(spec)], env=hub_env(settings))
+    assert "environment variable EXACT_SECRET is not set" in missing.output
+    db.dispose()
