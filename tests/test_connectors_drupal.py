@@ -186,3 +186,14 @@ def test_pushed_user_document_and_deletion(client: Any, rt: Runtime) -> None:
     assert post(client, doc, "application/vnd.api+json", state="deleted").status_code == 200
     assert [f.type for f in facts(rt)] == ["profile.upserted", "profile.deleted"]
     assert facts(rt)[1].profile_ref["external_ids"] == {"drupal": "12"}
+
+
+def test_test_connection_needs_the_right_password(site: DrupalStandIn) -> None:
+    from connectors import RemoteRejected
+    from connectors.drupal import DrupalConnector
+
+    site.put(user(1))
+    good = {"base_url": site.url, "username": "hub", "password": "drupal-pass"}
+    assert "1 user read" in DrupalConnector("site", good).test_connection()
+    with pytest.raises(RemoteRejected, match="HTTP 403"):
+        DrupalConnector("site", good | {"password": "guess"}).test_connection()

@@ -297,3 +297,8 @@ def test_next_link_to_another_host_is_not_followed(rt: Runtime, exact: ExactStan
     run_jobs(rt)
     result = run(rt, run_id)
     assert result["status"] == "failed" and "__next points away" in result["error"]
+
+
+def test_test_connection_reports_the_user(exact: ExactStandIn) -> None:
+    connector = ExactConnector("erp", config(exact))
+    assert connector.test_connection() == "connected to Exact Online as Stand-in User"

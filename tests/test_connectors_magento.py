@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from rq.registry import ScheduledJobRegistry
 
+from connectors.exceptions import RemoteRejected
 from connectors.magento import SIGNATURE_HEADER, public_pem, sign_body
 from hub.pull import PULL_QUEUE, run_pull, start_run
 from hub.queue import queue
@@ -325,3 +326,14 @@ def test_bad_token_fails_without_retrying(rt: Runtime, shop: MagentoStandIn) -> 
     result = run(rt, run_id)
     assert result["status"] == "failed" and result["attempts"] == 1
     assert "HTTP 401" in result["error"]
+
+
+def test_test_connection_counts_customers(shop: MagentoStandIn) -> None:
+    from connectors.magento import MagentoConnector
+
+    shop.put_customers(customer(1), customer(2))
+    ok = MagentoConnector("shop", {"base_url": shop.url, "access_token": shop.token})
+    assert ok.test_connection().endswith(": 2 customers")
+    bad = MagentoConnector("shop", {"base_url": shop.url, "access_token": "wrong"})
+    with pytest.raises(RemoteRejected, match="HTTP 401"):
+        bad.test_connection()
