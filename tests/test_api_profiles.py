@@ -148,6 +148,7 @@ rules:
         ("post", "", {"email": "a@example.com", "status": "happy"}, 400, "invalid_value", "status"),
         ("post", "", {"email": "taken@example.com"}, 409, "already_exists", "email"),
         ("patch", "/999", {"fields": {"a": 1}}, 404, "not_found", "id"),
+        ("patch", "/{pid}", {"fields": {"a": float("nan")}}, 400, "invalid_value", "fields.a"),
         ("post", "/{pid}/facts", {"type": "Order Placed"}, 400, "invalid_value", "type"),
         ("post", "/{pid}/tags", {"add": "buyer"}, 400, "invalid_value", "add"),
     ],

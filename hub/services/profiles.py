@@ -15,6 +15,7 @@ in between, put the older value back until that later fact is evaluated too.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -260,9 +261,16 @@ class ProfileService:
         with self.db.session() as session:
             profile = _load(session, profile_id)
             ref = _ref(profile)
-        fact = FactIn(
-            type=fact_type, source=self.source, source_id=source_id, profile=ref, data=data or {}
-        )
+        try:
+            fact = FactIn(
+                type=fact_type,
+                source=self.source,
+                source_id=source_id,
+                profile=ref,
+                data=data or {},
+            )
+        except ValidationError as exc:
+            raise _input_error(exc, "") from None
         (stored,) = store_facts(self.db, [fact])
         notify(self.settings, self.redis)
         return stored.id, stored.status
@@ -390,6 +398,8 @@ def check_fields(fields: dict[str, Any], where: str = "fields") -> dict[str, Any
                 f"{where}.{name}",
                 "a field value is text, a number, a boolean or null",
             )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError("invalid_value", f"{where}.{name}", "a number must be finite")
         if isinstance(value, str) and len(value) > 10_000:
             raise InputError("invalid_value", f"{where}.{name}", "at most 10000 characters")
     return fields
@@ -450,9 +460,14 @@ def _build_ref(email: str, external_ids: dict[str, str] | None, status: str | No
     try:
         return ProfileRef(email=email, external_ids=external_ids or {}, status=status)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in err["loc"]) or "profile"
-        raise InputError("invalid_value", where, err["msg"].removeprefix("Value error, ")) from None
+        raise _input_error(exc, "profile") from None
+
+
+def _input_error(exc: ValidationError, default: str) -> InputError:
+    """The first problem pydantic found, as an InputError naming its field."""
+    err = exc.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in err["loc"]) or default
+    return InputError("invalid_value", where, err["msg"].removeprefix("Value error, "))
 
 
 def _key_fields(requirements: Sequence[Requirement]) -> tuple[str, dict[str, Any]]:

@@ -148,7 +148,10 @@ class FieldCatalog:
 def custom_field_names(session: Session) -> list[str]:
     """Every key of ``profiles.fields`` in use, sorted (one query, per dialect)."""
     if session.get_bind().dialect.name == "postgresql":
-        sql = "SELECT DISTINCT json_object_keys(fields) AS k FROM profiles ORDER BY k"
+        sql = (
+            "SELECT DISTINCT json_object_keys(fields) AS k FROM profiles"
+            " WHERE json_typeof(fields) = 'object' ORDER BY k"
+        )
     else:
         sql = "SELECT DISTINCT j.key AS k FROM profiles, json_each(profiles.fields) AS j ORDER BY k"
     return [row[0] for row in session.execute(text(sql))]
