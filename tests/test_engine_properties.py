@@ -83,7 +83,7 @@ def ruleset(conds: list[Any], patterns: list[str]) -> RuleSet:
     return RuleSet(rules, "test")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     conds=st.lists(conditions, min_size=1, max_size=6),
     patterns=st.lists(
