@@ -15,7 +15,7 @@ import importlib
 import logging
 from typing import Any
 
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
@@ -95,7 +95,7 @@ def cancel(rt: Runtime, job_id: str) -> bool:
         ScheduledJobRegistry(queue=queue(name, rt.redis)).remove(job_id)
     try:
         Job.fetch(job_id, connection=rt.redis).cancel()
-    except (NoSuchJobError, Exception) as exc:  # noqa: BLE001 - the ledger already holds it
+    except (NoSuchJobError, InvalidJobOperation) as exc:  # the ledger entry already stops it
         log.debug("job %s: %s", job_id, exc)
     return True
 

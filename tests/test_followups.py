@@ -176,3 +176,59 @@ def test_a_delayed_action_survives_a_worker_restart(
     finally:
         stop_hub(second)
     assert tags(hub_runtime) == ["later"]
+
+
+def test_cli_cancels_every_follow_up_of_a_profile(hub_runtime: Runtime, rules_dir: Path) -> None:
+    from click.testing import CliRunner
+
+    from hub.cli import main
+    from tests.conftest import hub_env
+
+    use_rules(hub_runtime, rules_dir, NUDGE.replace("AFTER", "1h"))
+    first, second = post(hub_runtime, fact("cart.abandoned"), fact("cart.abandoned"))
+    drain_pending()
+    with hub_runtime.db.session() as s:
+        pid = s.scalar(select(Profile.id))
+    env = hub_env(hub_runtime.settings)
+    result = CliRunner().invoke(main, ["rules", "cancel", "--profile", str(pid)], env=env)
+    assert result.exit_code == 0, result.output
+    keys = {job_key(first, "nudge", 0), job_key(second, "nudge", 0)}
+    assert set(result.output.replace("cancelled ", "").split()) == keys
+    assert scheduled(hub_runtime) == []
+    again = CliRunner().invoke(main, ["rules", "cancel", job_key(first, "nudge", 0)], env=env)
+    assert (
+        again.exit_code == 1 and "not cancelled (already ran, skipped or cancelled)" in again.output
+    )
+
+
+def test_at_takes_a_date_from_the_fact_and_bad_data_skips_only_that_action(
+    hub_runtime: Runtime, rules_dir: Path
+) -> None:
+    use_rules(
+        hub_runtime,
+        rules_dir,
+        """
+        rules:
+          - name: remind
+            when: {fact: form.submitted}
+            then:
+              - update_profile: {add_tags: [reminded]}
+                at: "{{ fact.data.remind_at }}"
+              - update_profile: {add_tags: [registered]}
+        """,
+    )
+    good, bad = post(
+        hub_runtime,
+        fact("form.submitted", remind_at="2030-01-01T09:00:00Z"),
+        fact("form.submitted", email="bo@example.com", remind_at="next tuesday"),
+    )
+    drain_pending()
+    run_due(hub_runtime)
+    with hub_runtime.db.session() as s:
+        jobs = {f.fact_id: f.jobs for f in s.scalars(select(RuleFiring))}
+    assert jobs[good][0]["run_at"] == "2030-01-01T09:00:00+00:00"
+    assert scheduled(hub_runtime) == [job_key(good, "remind", 0)]
+    assert jobs[bad][0]["skipped"].startswith(
+        "ValueError: 'at' of update_profile did not give a date"
+    )
+    assert profile(hub_runtime, "bo@example.com").tags == ["registered"]  # the rest still ran

@@ -232,3 +232,11 @@ def test_shipped_scenarios_pass_and_a_wrong_one_fails(tmp_path: Path) -> None:
     assert wrong.exit_code == 1
     assert f"FAIL {tmp_path}/wrong.yaml:2: expects a mail that the unless stops" in wrong.output
     assert "skipped (unless history of order.placed since the trigger" in wrong.output
+
+
+def test_rules_endpoint_lists_the_running_set(client: Any, auth: dict[str, str]) -> None:
+    assert client.get("/api/v1/rules").status_code == 401
+    body = client.get("/api/v1/rules", headers=auth).json
+    names = [r["name"] for r in body["rules"]]
+    assert "thank-you-for-your-order" in names and body["errors"] == []
+    assert body["version"] == load_rules(ROOT / "rules").version
