@@ -330,62 +330,61 @@ def post(hub_url: str, data: bytes) -> tuple[str, str]:
     return code, doc.findtext(".//faultstring")
 
 
-@pytest.mark.parametrize(
-    ("body", "code", "says"),
-    [
-        ("<hub:Database_dropAll/>", "Client.UnknownOperation", "Database_dropAll: no such"),
-        (
-            UPSERT_UNKNOWN,
-            "Client.UnknownField",
-            "requirements[0].fieldname: unknown field 'colour'",
-        ),
-        (
-            CREATE.format(name="age", value="old", type="integer"),
-            "Client.InvalidValue",
-            "fields[0].value: 'old' is not an integer",
-        ),
-        (
-            CREATE.format(name="email", value="x", type="string"),
-            "Client.ReservedField",
-            "fields.email",
-        ),
-        (
-            CREATE.format(name="age", value="1", type="float"),
-            "Client.SchemaValidationError",
-            "{urn:contact-hub:soap:1}type",
-        ),
-        (
-            "<hub:Profile_get><hub:id>abc</hub:id></hub:Profile_get>",
-            "Client.SchemaValidationError",
-            "'abc' is not a valid value of the atomic type 'xs:long'",
-        ),
-        (
-            "<hub:Database_createProfile/>",
-            "Client.SchemaValidationError",
-            "Expected is ( {urn:contact-hub:soap:1}email )",
-        ),
-        (
-            "<hub:Database_createProfile><hub:email>not-an-email</hub:email>"
-            "</hub:Database_createProfile>",
-            "Client.InvalidValue",
-            "email: 'not-an-email'",
-        ),
-        (
-            "<hub:Database_searchProfiles><hub:requirements><hub:Requirement>"
-            "<hub:fieldname>email</hub:fieldname><hub:value>a</hub:value>"
-            "<hub:operator>~</hub:operator></hub:Requirement></hub:requirements>"
-            "</hub:Database_searchProfiles>",
-            "Client.InvalidOperator",
-            "requirements[0].operator: unknown operator '~'",
-        ),
-    ],
-)
-def test_bad_request_is_a_fault_naming_the_field(
-    hub_url: str, api_key: str, app: Any, body: str, code: str, says: str
-) -> None:
-    got, message = post(hub_url, envelope(body, api_key))
-    assert got == code, message
-    assert says in message
+BAD_REQUESTS: list[tuple[str, str, str]] = [
+    ("<hub:Database_dropAll/>", "Client.UnknownOperation", "Database_dropAll: no such"),
+    (
+        UPSERT_UNKNOWN,
+        "Client.UnknownField",
+        "requirements[0].fieldname: unknown field 'colour'",
+    ),
+    (
+        CREATE.format(name="age", value="old", type="integer"),
+        "Client.InvalidValue",
+        "fields[0].value: 'old' is not an integer",
+    ),
+    (
+        CREATE.format(name="email", value="x", type="string"),
+        "Client.ReservedField",
+        "fields.email",
+    ),
+    (
+        CREATE.format(name="age", value="1", type="float"),
+        "Client.SchemaValidationError",
+        "{urn:contact-hub:soap:1}type",
+    ),
+    (
+        "<hub:Profile_get><hub:id>abc</hub:id></hub:Profile_get>",
+        "Client.SchemaValidationError",
+        "'abc' is not a valid value of the atomic type 'xs:long'",
+    ),
+    (
+        "<hub:Database_createProfile/>",
+        "Client.SchemaValidationError",
+        "Expected is ( {urn:contact-hub:soap:1}email )",
+    ),
+    (
+        "<hub:Database_createProfile><hub:email>not-an-email</hub:email>"
+        "</hub:Database_createProfile>",
+        "Client.InvalidValue",
+        "email: 'not-an-email'",
+    ),
+    (
+        "<hub:Database_searchProfiles><hub:requirements><hub:Requirement>"
+        "<hub:fieldname>email</hub:fieldname><hub:value>a</hub:value>"
+        "<hub:operator>~</hub:operator></hub:Requirement></hub:requirements>"
+        "</hub:Database_searchProfiles>",
+        "Client.InvalidOperator",
+        "requirements[0].operator: unknown operator '~'",
+    ),
+]
+
+
+def test_bad_request_is_a_fault_naming_the_field(hub_url: str, api_key: str, app: Any) -> None:
+    got = []
+    for body, _code, says in BAD_REQUESTS:
+        code, message = post(hub_url, envelope(body, api_key))
+        got.append((code, says if says in message else message))
+    assert got == [(code, says) for _body, code, says in BAD_REQUESTS]
     assert count(app, Fact) == 0 and count(app, Profile) == 0
 
 
@@ -428,28 +427,30 @@ ATTACKS = {
 }
 
 
-@pytest.mark.parametrize(
-    ("attack", "code"),
-    [
-        ("billion laughs", "Client.XmlForbidden"),
-        ("xxe", "Client.XmlForbidden"),
-        ("external dtd", "Client.XmlForbidden"),
-        ("parameter entity", "Client.XmlForbidden"),
-        ("deeply nested", "Client.XmlTooDeep"),
-        ("malformed", "Client.MalformedXml"),
-        ("not xml", "Client.MalformedXml"),
-        ("empty", "Client.MalformedXml"),
-    ],
-)
+REFUSALS: list[tuple[str, str]] = [
+    ("billion laughs", "Client.XmlForbidden"),
+    ("xxe", "Client.XmlForbidden"),
+    ("external dtd", "Client.XmlForbidden"),
+    ("parameter entity", "Client.XmlForbidden"),
+    ("deeply nested", "Client.XmlTooDeep"),
+    ("malformed", "Client.MalformedXml"),
+    ("not xml", "Client.MalformedXml"),
+    ("empty", "Client.MalformedXml"),
+]
+
+
 def test_hostile_or_broken_xml_is_refused_before_parsing(
-    hub_url: str, app: Any, api_key: str, attack: str, code: str
+    hub_url: str, app: Any, api_key: str
 ) -> None:
-    body = ATTACKS[attack].replace(
-        b"<hub:key>k</hub:key>", f"<hub:key>{api_key}</hub:key>".encode()
-    )
-    got, message = post(hub_url, body)
-    assert got == code, message
-    assert "root:" not in message  # nothing of /etc/passwd comes back
+    got = []
+    for attack, _code in REFUSALS:
+        body = ATTACKS[attack].replace(
+            b"<hub:key>k</hub:key>", f"<hub:key>{api_key}</hub:key>".encode()
+        )
+        code, message = post(hub_url, body)
+        assert "root:" not in message  # nothing of /etc/passwd comes back
+        got.append((attack, code))
+    assert got == REFUSALS
     assert count(app, Fact) == 0 and count(app, Profile) == 0
 
 
