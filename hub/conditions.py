@@ -1,9 +1,9 @@
 """Rule conditions: one tree, two readings.
 
-:func:`rule_to_durable` compiles what durable_rules can match to its JSON form (what the
-engine runs); :func:`evaluate` reads the same tree in Python (used for the parts durable cannot
-express, to explain why a rule did not fire, and as the reference the engine is tested
-against).
+:func:`hub.durable_json.rule_to_durable` compiles what durable_rules can match to its JSON
+form (what the engine runs); :func:`evaluate` here reads the same tree in Python (used for the
+parts durable cannot express, to explain why a rule did not fire, and as the reference the
+engine is tested against).
 
 Comparisons are *type-guarded* so that both readings agree: durable_rules compares a text with
 a number (``"abc" > 5`` is true there, a ``TypeError`` in Python) and treats ``"3" == 3`` as
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -127,190 +127,6 @@ def kind(value: Any) -> str:
     if isinstance(value, list):
         return "l"
     return "d"
-
-
-def type_pattern_to_regex(pattern: str) -> str:
-    """A fact-type glob (``order.*``) as durable_rules' anchored regex dialect.
-
-    That dialect has no backslash escapes, so a literal dot is written ``[.]``.
-    """
-    out = []
-    for ch in pattern:
-        if ch == "*":
-            out.append(".*")
-        elif ch == "?":
-            out.append(".")
-        elif ch in ".-":
-            out.append(f"[{ch}]")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def _literal_regex(text: str) -> str | None:
-    """``text`` as a literal in durable's regex dialect, or None if it cannot be written."""
-    if "]" in text or "^" in text or "\n" in text:
-        return None
-    return "".join(ch if ch.isalnum() or ch == "_" else f"[{ch}]" for ch in text)
-
-
-# --- compiling to durable_rules ------------------------------------------------------------
-
-
-class PathIndex:
-    """Numbers the paths rules compare, so each document carries their kinds in ``_t``."""
-
-    def __init__(self) -> None:
-        self.keys: dict[str, str] = {}
-
-    def key(self, path: str) -> str:
-        if path not in self.keys:
-            self.keys[path] = f"k{len(self.keys)}"
-        return f"_t.{self.keys[path]}"
-
-    def kinds(self, doc: dict[str, Any]) -> dict[str, str]:
-        return {k: kind(lookup(doc, path)) for path, k in self.keys.items()}
-
-
-def rule_to_durable(
-    fact_pattern: str, condition: Group, paths: PathIndex | None = None
-) -> tuple[dict[str, Any], Group | None]:
-    """The durable ``m`` expression of a rule, and the residual durable cannot express.
-
-    The residual (top-level conditions on time, history, or text durable cannot escape) is
-    evaluated in Python on the documents durable matched, so durable stays the matcher of
-    everything it can match.
-    """
-    paths = paths or PathIndex()
-    if any(ch in fact_pattern for ch in "*?"):
-        trigger: dict[str, Any] = {"$mt": {"type": type_pattern_to_regex(fact_pattern)}}
-    else:
-        trigger = {"type": fact_pattern}
-    parts = [trigger]
-    residual: list[Condition] = []
-    for item in _flatten_all(condition):
-        expr = to_durable(item, paths)
-        if expr is None or not _fits_durable(expr):
-            residual.append(item)
-        else:
-            parts.append(expr)
-    expr = parts[0] if len(parts) == 1 else {"$and": parts}
-    return expr, (Group("all", tuple(residual)) if residual else None)
-
-
-MAX_DISJUNCTS = 1024  # durable expands $or into alternatives; keep that expansion small
-MAX_ITEM_TESTS = 8  # measured: 16 alternatives each testing list items fail to load (code 113)
-
-
-def _dnf(expr: dict[str, Any]) -> tuple[int, int]:
-    """(alternatives, list-item tests) once durable has expanded ``expr``."""
-    ((key, value),) = expr.items()
-    if key == "$or":
-        parts = [_dnf(e) for e in value]
-        return sum(p[0] for p in parts), sum(p[1] for p in parts)
-    if key == "$and":
-        alternatives, items = 1, 0
-        for n, k in (_dnf(e) for e in value):
-            items = items * n + k * alternatives
-            alternatives *= n
-        return alternatives, items
-    return 1, int(key == "$iany")
-
-
-def _fits_durable(expr: dict[str, Any]) -> bool:
-    alternatives, items = _dnf(expr)
-    return alternatives <= MAX_DISJUNCTS and items <= MAX_ITEM_TESTS
-
-
-def _flatten_all(group: Group) -> Iterable[Condition]:
-    for item in group.items:
-        if isinstance(item, Group) and item.kind == "all":
-            yield from _flatten_all(item)
-        else:
-            yield item
-
-
-def to_durable(cond: Condition, paths: PathIndex, negate: bool = False) -> dict[str, Any] | None:
-    """``cond`` (or its negation) as a durable expression, or None if durable cannot say it."""
-    if isinstance(cond, History):
-        return None
-    if isinstance(cond, Group):
-        # all = and; any = or; none = not any = and of negations (De Morgan when negated)
-        item_negate = negate != (cond.kind == "none")
-        exprs = [to_durable(c, paths, item_negate) for c in cond.items]
-        if not exprs or any(e is None for e in exprs):
-            return None
-        conjunction = (cond.kind == "any") == negate
-        if len(exprs) == 1:
-            return exprs[0]
-        return {"$and" if conjunction else "$or": exprs}
-    return _compare_to_durable(cond, paths, negate)
-
-
-def _and(*parts: dict[str, Any]) -> dict[str, Any]:
-    return {"$and": list(parts)}
-
-
-def _or(*parts: dict[str, Any]) -> dict[str, Any]:
-    return {"$or": list(parts)}
-
-
-def _compare_to_durable(c: Compare, paths: PathIndex, negate: bool) -> dict[str, Any] | None:
-    t = paths.key(c.path) if c.op not in PYTHON_ONLY_OPS else ""
-
-    def eq(value: Any, neg: bool) -> dict[str, Any]:
-        k = kind(value)
-        if k == "z":
-            return {"$neq": {t: "z"}} if neg else {t: "z"}
-        if neg:
-            return _or({"$neq": {t: k}}, {"$neq": {c.path: value}})
-        return _and({t: k}, {c.path: value})
-
-    present = {"$neq": {t: "m"}}
-    absent = {t: "m"}
-    op = c.op
-    if op in PYTHON_ONLY_OPS:
-        return None
-    if op == "eq":
-        return eq(c.value, negate)
-    if op == "ne":  # present and not equal
-        return _or(absent, eq(c.value, False)) if negate else _and(present, eq(c.value, True))
-    if op in ORDERED:
-        k = kind(c.value)
-        if negate:
-            flipped = {"gt": "$lte", "gte": "$lt", "lt": "$gte", "lte": "$gt"}[op]
-            return _or({"$neq": {t: k}}, {flipped: {c.path: c.value}})
-        return _and({t: k}, {f"${op}": {c.path: c.value}})
-    if op == "in":
-        return (
-            _and(*[eq(v, True) for v in c.value])
-            if negate
-            else _or(*[eq(v, False) for v in c.value])
-        )
-    if op == "not_in":
-        if negate:
-            return _or(absent, *[eq(v, False) for v in c.value])
-        return _and(present, *[eq(v, True) for v in c.value])
-    if op == "exists":
-        return absent if negate else present
-    if op == "missing":
-        return present if negate else absent
-    if negate:  # durable has no "does not match" nor "no item equals"
-        return None
-    if op == "contains":
-        in_list = _and({t: "l"}, {"$iany": {c.path: {"$i": c.value}}})
-        if not isinstance(c.value, str):
-            return in_list
-        literal = _literal_regex(c.value)
-        if literal is None:
-            return None
-        return _or(in_list, _and({t: "s"}, {"$mt": {c.path: f".*{literal}.*"}}))
-    if op == "matches":
-        return _and(_or({t: "s"}, {t: "e"}), {"$mt": {c.path: c.value}})
-    raise ValueError(f"unknown operator {op!r}")
-
-
-# --- the Python reading ---------------------------------------------------------------------
 
 
 def lookup(doc: dict[str, Any], path: str) -> Any:

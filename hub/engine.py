@@ -26,11 +26,10 @@ from hub.conditions import (
     Context,
     Group,
     History,
-    PathIndex,
     evaluate,
-    rule_to_durable,
     type_matches,
 )
+from hub.durable_json import PathIndex, rule_to_durable
 from hub.exceptions import RuleFileError
 from hub.rulefile import Rule, RuleSet, load_rules, rule_files
 

@@ -24,9 +24,9 @@ from hub.conditions import (
     Group,
     History,
     parse_duration,
-    type_matches,
 )
 from hub.exceptions import RuleFileError, RuleProblem
+from hub.rulecheck import emit_cycles, unknown_fact_types
 
 FACT_PATTERN = re.compile(r"^[a-z0-9_*?-]+(\.[a-z0-9_*?-]+)*$")
 RULE_KEYS = (
@@ -43,37 +43,6 @@ WHEN_KEYS = ("fact", "all", "any", "none")
 ACTION_KEYS = ("after", "at", "unless")
 HISTORY_KEYS = ("fact", "within", "since", "where", "count")
 _AT_MOST = re.compile(r"^(\d+)\s+per\s+(\S+)$")
-
-# Fact types the hub knows of: its own, and those its connectors and forms send. A type in a
-# rule that is not known but close to a known one is almost always a typo and is an error
-# ("did you mean"); a type far from every known one is taken as a new source's type.
-HUB_FACT_TYPES = (
-    "profile.created",
-    "profile.updated",
-    "profile.unsubscribed",
-    "profile.resubscribed",
-    "profile.bounced",
-    "profile.registered",
-    "mail.sent",
-    "mail.opened",
-    "mail.clicked",
-    "mail.bounced",
-    "form.submitted",
-    "survey.completed",
-)
-KNOWN_FACT_TYPES = HUB_FACT_TYPES + (
-    "order.placed",
-    "order.updated",
-    "order.shipped",
-    "order.cancelled",
-    "order.refunded",
-    "cart.abandoned",
-    "customer.created",
-    "customer.updated",
-    "invoice.created",
-    "invoice.paid",
-    "newsletter.subscribed",
-)
 
 
 @dataclass(frozen=True)
@@ -540,16 +509,6 @@ def rule_files(path: Path) -> list[Path]:
     return sorted(p for p in path.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
 
 
-# What the hub emits by itself when an action takes effect (used to find emit cycles).
-IMPLICIT_EMITS = {
-    "update_profile": "profile.updated",
-    "create_profile": "profile.created",
-    "unsubscribe": "profile.unsubscribed",
-    "resubscribe": "profile.resubscribed",
-    "send_mail": "mail.sent",
-}
-
-
 def check_rules(path: Path, templates_dir: Path | None = None) -> tuple[RuleSet, list[RuleProblem]]:
     """Read every rule file under ``path``; return the rules and every problem found."""
     files = rule_files(path)
@@ -583,84 +542,15 @@ def check_rules(path: Path, templates_dir: Path | None = None) -> tuple[RuleSet,
                 )
             )
         seen.setdefault(rule.name, rule)
-    problems.extend(_unknown_fact_types(readers, rules))
-    problems.extend(_emit_cycles(rules))
+    declared = {t for reader in readers for t in reader.fact_types}
+    patterns = [
+        (reader.path, pattern, mark.line, mark.column)
+        for reader in readers
+        for pattern, mark in reader.pattern_marks.items()
+    ]
+    problems.extend(unknown_fact_types(patterns, declared, rules))
+    problems.extend(emit_cycles(rules))
     return RuleSet(tuple(rules), digest.hexdigest()[:16], tuple(str(f) for f in files)), problems
-
-
-def known_fact_types(readers: list[_Reader], rules: list[Rule]) -> set[str]:
-    known = set(KNOWN_FACT_TYPES)
-    for reader in readers:
-        known.update(reader.fact_types)
-    for rule in rules:
-        for action in rule.actions:
-            if action.name == "emit":
-                known.add(action.params["type"])
-    return known
-
-
-def _unknown_fact_types(readers: list[_Reader], rules: list[Rule]) -> list[RuleProblem]:
-    known = known_fact_types(readers, rules)
-    problems = []
-    for reader in readers:
-        for pattern, mark in reader.pattern_marks.items():
-            if any(ch in pattern for ch in "*?"):
-                continue
-            if pattern in known:
-                continue
-            close = difflib.get_close_matches(pattern, sorted(known), n=1, cutoff=0.8)
-            if close:
-                problems.append(
-                    RuleProblem(
-                        reader.path,
-                        mark.line,
-                        mark.column,
-                        f"unknown fact type {pattern!r}; did you mean {close[0]!r}? "
-                        "(declare a new type under 'fact_types:')",
-                    )
-                )
-    return problems
-
-
-def _emit_cycles(rules: list[Rule]) -> list[RuleProblem]:
-    """Rules that trigger each other through ``emit`` actions without end."""
-    emits: dict[str, list[str]] = {}
-    for rule in rules:
-        emits[rule.name] = [a.params["type"] for a in rule.actions if a.name == "emit"]
-    edges = {
-        rule.name: [
-            other.name
-            for other in rules
-            if any(type_matches(other.fact_pattern, t) for t in emits[rule.name])
-        ]
-        for rule in rules
-    }
-    by_name = {r.name: r for r in rules}
-    problems: list[RuleProblem] = []
-    reported: set[frozenset[str]] = set()
-    for start in edges:
-        stack = [(start, [start])]
-        while stack:
-            node, trail = stack.pop()
-            for nxt in edges.get(node, []):
-                if nxt == start:
-                    cycle = frozenset(trail)
-                    if cycle not in reported:
-                        reported.add(cycle)
-                        rule = by_name[start]
-                        problems.append(
-                            RuleProblem(
-                                rule.file,
-                                rule.line,
-                                1,
-                                "emit cycle: "
-                                + " -> ".join([*trail, start])
-                                + " (each emits a fact the next one triggers on)",
-                            )
-                        )
-                elif nxt not in trail and len(trail) < 20:
-                    stack.append((nxt, [*trail, nxt]))
-    return problems
 
 
 def load_rules(path: Path, templates_dir: Path | None = None) -> RuleSet:
