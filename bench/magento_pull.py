@@ -164,7 +164,6 @@ def main() -> None:
                     redis_url=redis_url,
                     rules_dir=ROOT / "rules",
                     secret_key="bench-secret-key-0123456789",
-                    fact_batch_size=1000,
                 )
                 hub = bench_hub(settings, shop, n)  # type: ignore[arg-type]
         with database(base_url, tmp, "bulk") as url:
