@@ -41,6 +41,7 @@ class DbContext:
     now: datetime = field(default_factory=utcnow)
     _facts: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     _firings: dict[int, list[tuple[str, datetime]]] = field(default_factory=dict)
+    _recorded: dict[int, list[tuple[str, datetime]]] = field(default_factory=dict)
 
     def facts(self, doc: dict[str, Any], since: datetime | None) -> list[dict[str, Any]]:
         profile_id = (doc.get("profile") or {}).get("id")
@@ -67,11 +68,15 @@ class DbContext:
                 )
             )
             self._firings[profile_id] = [(name, at) for name, at in rows]
-        return self._firings[profile_id]
+        return self._firings[profile_id] + self._recorded.get(profile_id, [])
 
     def record(self, profile_id: int, rule_name: str, at: datetime) -> None:
-        """A firing of this batch counts for the next fact of the same profile."""
-        self.firings(profile_id).append((rule_name, at))
+        """A firing of this batch counts for the next fact of the same profile.
+
+        Kept apart from what the database holds, so recording costs no query: only rules with
+        limits ever read a profile's firings.
+        """
+        self._recorded.setdefault(profile_id, []).append((rule_name, at))
 
 
 def limit_reason(rule: Rule, firings: Sequence[tuple[str, datetime]], now: datetime) -> str | None:
