@@ -149,7 +149,7 @@ def evaluate_claimed(rt: Runtime, token: str) -> None:
             fact.profile_id = profile.id  # so that history conditions see this batch's facts
         docs = [fact_document(f, p) for f, p in zip(facts, profiles, strict=True)]
         now = utcnow()
-        ctx = DbContext(session, now)
+        ctx = DbContext(session, now, batch_profiles={p.id for p in profiles})
         matches = engine.match(docs, ctx)
         already = _existing_firings(session, [f.id for f in facts])
         jobs: list[Any] = []

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub.conditions import parse_time
@@ -21,16 +21,6 @@ from hub.models import Fact, RuleFiring, utcnow
 from hub.rulefile import Rule
 
 HISTORY_LIMIT = 5000  # facts per profile looked at by one history condition
-
-
-def fact_doc(fact: Fact) -> dict[str, Any]:
-    """A stored fact as history conditions see it (``type``, ``data``, ``fact``)."""
-    as_fact = fact.as_dict()
-    return {
-        "type": fact.type,
-        "fact": {k: v for k, v in as_fact.items() if k not in ("data", "profile")},
-        "data": as_fact["data"],
-    }
 
 
 @dataclass
@@ -42,19 +32,55 @@ class DbContext:
     _facts: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     _firings: dict[int, list[tuple[str, datetime]]] = field(default_factory=dict)
     _recorded: dict[int, list[tuple[str, datetime]]] = field(default_factory=dict)
+    batch_profiles: set[int] = field(default_factory=set)
+
+    def _load_facts(self, profile_ids: set[int]) -> None:
+        """Read the recent facts of several profiles in one query (a batch asks for many)."""
+        recent = (
+            select(
+                Fact.profile_id,
+                Fact.id,
+                Fact.type,
+                Fact.source,
+                Fact.source_id,
+                Fact.occurred_at,
+                Fact.data,
+                func.row_number()
+                .over(partition_by=Fact.profile_id, order_by=Fact.occurred_at.desc())
+                .label("n"),
+            )
+            .where(Fact.profile_id.in_(profile_ids))
+            .subquery()
+        )
+        rows = self.session.execute(
+            select(recent)
+            .where(recent.c.n <= HISTORY_LIMIT)
+            .order_by(recent.c.profile_id, recent.c.occurred_at.desc())
+        )
+        for pid in profile_ids:
+            self._facts[pid] = []
+        for pid, fid, ftype, source, source_id, occurred_at, data, _n in rows:
+            self._facts[pid].append(
+                {
+                    "type": ftype,
+                    "fact": {
+                        "id": fid,
+                        "type": ftype,
+                        "source": source,
+                        "source_id": source_id,
+                        "occurred_at": occurred_at.isoformat(),
+                    },
+                    "data": dict(data or {}),
+                }
+            )
 
     def facts(self, doc: dict[str, Any], since: datetime | None) -> list[dict[str, Any]]:
         profile_id = (doc.get("profile") or {}).get("id")
         if profile_id is None:
             return []
         if profile_id not in self._facts:
-            rows = self.session.scalars(
-                select(Fact)
-                .where(Fact.profile_id == profile_id)
-                .order_by(Fact.occurred_at.desc())
-                .limit(HISTORY_LIMIT)
-            )
-            self._facts[profile_id] = [fact_doc(f) for f in rows]
+            wanted = {p for p in self.batch_profiles if p not in self._facts}
+            self._load_facts(wanted | {profile_id})
         docs = self._facts[profile_id]
         if since is None:
             return docs

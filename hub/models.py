@@ -146,7 +146,7 @@ class Fact(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
     firings: Mapped[list[RuleFiring]] = relationship(
-        back_populates="fact", order_by="RuleFiring.id", lazy="selectin"
+        back_populates="fact", order_by="RuleFiring.id", lazy="select"
     )
 
     def as_dict(self) -> dict[str, Any]:
