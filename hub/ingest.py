@@ -14,6 +14,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import insert, select, tuple_
+from sqlalchemy.orm import Session
 
 from hub.config import Settings
 from hub.db import Database, dialect_insert
@@ -30,13 +31,26 @@ class Stored:
     status: str  # "accepted" or "duplicate"
 
 
-def store_facts(db: Database, facts: Sequence[FactIn]) -> list[Stored]:
+def store_facts(
+    db: Database, facts: Sequence[FactIn], *, session: Session | None = None
+) -> list[Stored]:
     """Commit ``facts`` in one transaction, all or nothing; one result per fact, in order.
 
     Keyed facts (with ``source_id``) are inserted with ``ON CONFLICT DO NOTHING``, so a new fact
     costs one statement and a concurrent duplicate delivery cannot fail the request; the keys
     that conflicted are then looked up to answer with the first fact's id.
+
+    Given ``session``, the facts are inserted in the caller's open transaction instead and
+    commit (or roll back) with whatever else it changes, such as the profile change a fact
+    records.
     """
+    if session is not None:
+        return _store(session, facts)
+    with db.session() as own:
+        return _store(own, facts)
+
+
+def _store(session: Session, facts: Sequence[FactIn]) -> list[Stored]:
     now = utcnow()
     keyed: dict[tuple[str, str], dict[str, Any]] = {}
     unkeyed: list[dict[str, Any]] = []
@@ -45,30 +59,29 @@ def store_facts(db: Database, facts: Sequence[FactIn]) -> list[Stored]:
             unkeyed.append(_row(fact, now))
         else:
             keyed.setdefault((fact.source, fact.source_id), _row(fact, now))
-    with db.session() as session:
-        new_ids: dict[tuple[str, str], int] = {}
-        if keyed:
-            stmt = (
-                dialect_insert(session, Fact.__table__)
-                .on_conflict_do_nothing(index_elements=["source", "source_id"])
-                .returning(Fact.__table__.c.source, Fact.__table__.c.source_id, Fact.__table__.c.id)
+    new_ids: dict[tuple[str, str], int] = {}
+    if keyed:
+        stmt = (
+            dialect_insert(session, Fact.__table__)
+            .on_conflict_do_nothing(index_elements=["source", "source_id"])
+            .returning(Fact.__table__.c.source, Fact.__table__.c.source_id, Fact.__table__.c.id)
+        )
+        new_ids = {(s, sid): fid for s, sid, fid in session.execute(stmt, list(keyed.values()))}
+    known: dict[tuple[str, str], int] = {}
+    missing = [k for k in keyed if k not in new_ids]
+    if missing:
+        rows = session.execute(
+            select(Fact.source, Fact.source_id, Fact.id).where(
+                tuple_(Fact.source, Fact.source_id).in_(missing)
             )
-            new_ids = {(s, sid): fid for s, sid, fid in session.execute(stmt, list(keyed.values()))}
-        known: dict[tuple[str, str], int] = {}
-        missing = [k for k in keyed if k not in new_ids]
-        if missing:
-            rows = session.execute(
-                select(Fact.source, Fact.source_id, Fact.id).where(
-                    tuple_(Fact.source, Fact.source_id).in_(missing)
-                )
-            )
-            known = {(s, sid): fid for s, sid, fid in rows}
-        plain_ids: list[int] = []
-        if unkeyed:
-            result = session.execute(
-                insert(Fact).returning(Fact.id, sort_by_parameter_order=True), unkeyed
-            )
-            plain_ids = [row[0] for row in result]
+        )
+        known = {(s, sid): fid for s, sid, fid in rows}
+    plain_ids: list[int] = []
+    if unkeyed:
+        result = session.execute(
+            insert(Fact).returning(Fact.id, sort_by_parameter_order=True), unkeyed
+        )
+        plain_ids = [row[0] for row in result]
     out: list[Stored] = []
     plain = iter(plain_ids)
     reported: set[tuple[str, str]] = set()

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from pydantic import ValidationError
 from redis import Redis
@@ -343,7 +343,7 @@ class ProfileService:
             data=data,
         )
         session.flush()  # the change first, so the fact's insert follows it in this transaction
-        (stored,) = store_facts(cast(Database, _InTransaction(session)), [fact])
+        (stored,) = store_facts(self.db, [fact], session=session)
         result = _StoredFact(stored.id)
         facts.append(result)
         return result
@@ -352,22 +352,6 @@ class ProfileService:
 @dataclass(frozen=True)
 class _StoredFact:
     id: int
-
-
-class _InTransaction:
-    """A :class:`Database` stand-in whose ``session()`` is the caller's open transaction.
-
-    :func:`hub.ingest.store_facts` takes a database and commits on its own; handing it this
-    view makes it insert the fact inside the service's transaction, so the fact and the profile
-    change it describes commit (or roll back) together, through the one fact-storing code.
-    """
-
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        yield self._session
 
 
 # -- checks shared by every entry point --------------------------------------------------
