@@ -24,6 +24,7 @@ from hub.actions import ACTIONS
 from hub.conditions import parse_time, to_plain
 from hub.engine import refresh
 from hub.history import DbContext, apply_limits
+from hub.ingest import notify
 from hub.models import ExternalId, Fact, FactStatus, Profile, RuleFiring, utcnow
 from hub.profiles import resolve_profiles
 from hub.queue import queue, request_evaluation, wake_key
@@ -199,7 +200,9 @@ def evaluate_claimed(rt: Runtime, token: str) -> None:
         # are evaluated again later; if the commit fails, the jobs' fixed ids and the action
         # ledger make the second evaluation's jobs no-ops.
         _enqueue(rt, jobs)
-    _raise_profile_facts(rt, raised)
+        stored_hub_facts = _store_profile_facts(rt, session, raised)
+    if stored_hub_facts:
+        notify(rt.settings, rt.redis)
 
 
 def _run_at(action: ActionCall, doc: dict[str, Any], now: Any) -> Any:
@@ -286,22 +289,28 @@ def _profile_facts(
     return out
 
 
-def _raise_profile_facts(rt: Runtime, raised: list[dict[str, Any]]) -> None:
-    from hub.actions.emit import raise_fact
+def _store_profile_facts(rt: Runtime, session: Any, raised: list[dict[str, Any]]) -> bool:
+    """Store the hub's own facts in the evaluation's transaction: they commit with it or not
+    at all, so a worker that dies after the commit loses none. True if any was stored."""
+    from hub.actions.emit import hub_fact
+    from hub.ingest import store_facts
 
+    facts = []
     for item in raised:
-        try:
-            raise_fact(
-                rt,
-                fact_type=item["type"],
-                profile=item["profile"],
-                data=item["data"],
-                source_id=item["source_id"],
-                cause_fact=item["cause"],
-                rule_name=None,
-            )
-        except Exception:  # the evaluation is committed: a lost hub fact must not undo it
-            log.exception("could not raise %s for profile %s", item["type"], item["profile"]["id"])
+        fact = hub_fact(
+            rt,
+            fact_type=item["type"],
+            profile=item["profile"],
+            data=item["data"],
+            source_id=item["source_id"],
+            cause_fact=item["cause"],
+            rule_name=None,
+        )
+        if not isinstance(fact, str):
+            facts.append(fact)
+    if facts:
+        store_facts(rt.db, facts, session=session)
+    return bool(facts)
 
 
 def _existing_firings(session: Any, fact_ids: Sequence[int]) -> set[tuple[int, str]]:

@@ -44,6 +44,10 @@ def profile_ref(profile: dict[str, Any]) -> dict[str, Any] | None:
     return ref or None
 
 
+class ChainStopped(str):
+    """Why a hub fact was not raised: the chain of facts raising facts is too long."""
+
+
 def raise_fact(
     rt: Runtime,
     *,
@@ -62,13 +66,17 @@ def raise_fact(
     """
     from hub.ingest import notify, store_facts
 
-    depth = chain_depth((cause_fact or {}).get("data")) + 1
-    if depth > MAX_CHAIN_DEPTH:
-        message = (
-            f"chain stopped: {fact_type} would be fact number {depth} in a chain of facts "
-            f"raising facts (limit {MAX_CHAIN_DEPTH}; rule {rule_name!r}): probably a cycle"
-        )
-        log.warning("%s (cause fact %s)", message, (cause_fact or {}).get("id"))
+    fact = hub_fact(
+        rt,
+        fact_type=fact_type,
+        profile=profile,
+        data=data,
+        source_id=source_id,
+        cause_fact=cause_fact,
+        rule_name=rule_name,
+        explicit=explicit,
+    )
+    if isinstance(fact, ChainStopped):
         try:
             with rt.db.session() as session:
                 session.add(
@@ -80,7 +88,33 @@ def raise_fact(
                 )
         except IntegrityError:
             pass  # recorded by an earlier run of the same job
-        return message
+    if isinstance(fact, str):
+        return fact
+    (stored,) = store_facts(rt.db, [fact])
+    notify(rt.settings, rt.redis)
+    return f"raised {fact_type} (fact {stored.id}, {stored.status})"
+
+
+def hub_fact(
+    rt: Runtime,
+    *,
+    fact_type: str,
+    profile: dict[str, Any],
+    data: dict[str, Any],
+    source_id: str,
+    cause_fact: dict[str, Any] | None,
+    rule_name: str | None,
+    explicit: bool = False,
+) -> FactIn | str:
+    """The hub fact to store, or why none is (a chain too long, no rule listening)."""
+    depth = chain_depth((cause_fact or {}).get("data")) + 1
+    if depth > MAX_CHAIN_DEPTH:
+        message = (
+            f"chain stopped: {fact_type} would be fact number {depth} in a chain of facts "
+            f"raising facts (limit {MAX_CHAIN_DEPTH}; rule {rule_name!r}): probably a cycle"
+        )
+        log.warning("%s (cause fact %s)", message, (cause_fact or {}).get("id"))
+        return ChainStopped(message)
     ref = profile_ref(profile)
     if ref is None:
         return "no fact raised: the profile has neither email nor external id"
@@ -94,16 +128,13 @@ def raise_fact(
         }
     ):
         return f"no {fact_type} raised: no rule listens to it"
-    fact = FactIn(
+    return FactIn(
         type=fact_type,
         source=HUB_SOURCE,
         source_id=source_id[:255],
         profile=ref,
         data={**data, "caused_by": cause},
     )
-    (stored,) = store_facts(rt.db, [fact])
-    notify(rt.settings, rt.redis)
-    return f"raised {fact_type} (fact {stored.id}, {stored.status})"
 
 
 class EmitParams(BaseModel):
