@@ -255,7 +255,6 @@ def test_unknown_instance_is_404(client: Any, rt: Runtime) -> None:
     assert client.post("/connectors/nope/webhook", data=b"{}").status_code == 404
 
 
-@ONE_BACKEND
 def test_server_errors_are_retried_then_succeed(rt: Runtime, shop: MagentoStandIn) -> None:
     shop.put_customers(customer(1), customer(2))
     configure(rt, shop)
