@@ -39,9 +39,9 @@ log = logging.getLogger(__name__)
 PULL_QUEUE = ACTIONS_QUEUE  # the queues every hub worker listens to
 JOB_TIMEOUT = 3600
 ACTIVE = (RunStatus.RUNNING.value, RunStatus.RETRYING.value)
-# store_facts looks duplicates up with a row-value IN list, which PostgreSQL plans in time
-# quadratic in its length (100 keys: ~16 ms, 500: ~290 ms, 1,000: ~1.3 s); pages of a few
-# hundred rows are therefore stored in chunks of this many facts.
+# store_facts looks duplicates (a re-read page is all duplicates) up with a row-value IN
+# list, which PostgreSQL plans in time quadratic in its length (100 keys: ~16 ms, 500:
+# ~290 ms, 1,000: ~1.3 s); pages of a few hundred rows are stored in chunks of this many.
 STORE_CHUNK = 100
 
 
