@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from rq import Queue, Retry
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import insert, select, tuple_, update
 
 from hub import runtime
 from hub.actions import ACTIONS
@@ -146,8 +146,12 @@ def evaluate_claimed(rt: Runtime, token: str) -> None:
         known = _known_refs(session, refs)
         profiles = resolve_profiles(session, refs)
         raised = _profile_facts(facts, profiles, refs, known)  # before a flush resets history
-        for fact, profile in zip(facts, profiles, strict=True):
-            fact.profile_id = profile.id  # so that history conditions see this batch's facts
+        session.flush()
+        # one executemany, so that history conditions see this batch's facts
+        session.execute(
+            update(Fact),
+            [{"id": f.id, "profile_id": p.id} for f, p in zip(facts, profiles, strict=True)],
+        )
         docs = [fact_document(f, p) for f, p in zip(facts, profiles, strict=True)]
         now = utcnow()
         ctx = DbContext(session, now, batch_profiles={p.id for p in profiles})
@@ -156,11 +160,6 @@ def evaluate_claimed(rt: Runtime, token: str) -> None:
         jobs: list[Any] = []
         firings = []
         for fact, profile, doc, rules in zip(facts, profiles, docs, matches, strict=True):
-            fact.profile_id = profile.id
-            fact.status = FactStatus.EVALUATED.value
-            fact.evaluated_at = now
-            fact.claim_token = None
-            fact.error = None
             fresh = [r for r in rules if (fact.id, r.name) not in already]
             allowed, _held = apply_limits(fresh, profile.id, ctx.firings, now)
             for rule in allowed:
@@ -184,18 +183,26 @@ def evaluate_claimed(rt: Runtime, token: str) -> None:
                     records.append(record)
                 ctx.record(profile.id, rule.name, now)
                 firings.append(
-                    RuleFiring(
-                        fact_id=fact.id,
-                        profile_id=profile.id,
-                        rule_name=rule.name,
-                        rule_file=rule.file,
-                        ruleset_version=ruleset.version,
-                        jobs=records,
-                        fired_at=now,
-                    )
+                    {
+                        "fact_id": fact.id,
+                        "profile_id": profile.id,
+                        "rule_name": rule.name,
+                        "rule_file": rule.file,
+                        "ruleset_version": ruleset.version,
+                        "jobs": records,
+                        "fired_at": now,
+                    }
                 )
-        session.add_all(firings)
-        session.flush()
+        if firings:
+            session.execute(insert(RuleFiring.__table__), firings)
+        session.execute(
+            update(Fact)
+            .where(Fact.claim_token == token)
+            .values(
+                status=FactStatus.EVALUATED.value, evaluated_at=now, claim_token=None, error=None
+            )
+            .execution_options(synchronize_session=False)
+        )
         # Enqueue before the commit: if Redis fails, the transaction rolls back and the facts
         # are evaluated again later; if the commit fails, the jobs' fixed ids and the action
         # ledger make the second evaluation's jobs no-ops.
