@@ -17,11 +17,12 @@ from datetime import timedelta
 from typing import Any
 
 from rq import Queue, Retry
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import insert, select, update
 
 from hub import runtime
 from hub.actions import ACTIONS
 from hub.conditions import parse_time, to_plain
+from hub.db import pairs_filter
 from hub.engine import refresh
 from hub.history import DbContext, apply_limits
 from hub.ingest import notify
@@ -248,10 +249,11 @@ def _known_refs(session: Any, refs: Sequence[dict[str, Any]]) -> dict[Any, dict[
         rows = session.execute(
             select(ExternalId.source, ExternalId.external_id, Profile.id, Profile.fields)
             .join(Profile, Profile.id == ExternalId.profile_id)
-            .where(tuple_(ExternalId.source, ExternalId.external_id).in_(pairs))
+            .where(*pairs_filter(ExternalId.source, ExternalId.external_id, pairs))
         )
         for source, ext, pid, fields in rows:
-            known[(source, ext)] = known[pid] = dict(fields or {})
+            if (source, ext) in pairs:
+                known[(source, ext)] = known[pid] = dict(fields or {})
     return known
 
 

@@ -13,11 +13,11 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from hub.config import Settings
-from hub.db import Database, dialect_insert
+from hub.db import Database, dialect_insert, pairs_filter
 from hub.facts import FactIn
 from hub.models import Fact, FactStatus, utcnow
 from hub.queue import request_evaluation
@@ -72,10 +72,11 @@ def _store(session: Session, facts: Sequence[FactIn]) -> list[Stored]:
     if missing:
         rows = session.execute(
             select(Fact.source, Fact.source_id, Fact.id).where(
-                tuple_(Fact.source, Fact.source_id).in_(missing)
+                *pairs_filter(Fact.source, Fact.source_id, missing)
             )
         )
-        known = {(s, sid): fid for s, sid, fid in rows}
+        wanted = set(missing)
+        known = {(s, sid): fid for s, sid, fid in rows if (s, sid) in wanted}
     plain_ids: list[int] = []
     if unkeyed:
         result = session.execute(

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.db import dialect_insert
+from hub.db import dialect_insert, pairs_filter
 from hub.models import ExternalId, Profile, ProfileStatus, utcnow
 
 
@@ -91,10 +91,11 @@ def _lookup(
         rows = session.execute(
             select(ExternalId.source, ExternalId.external_id, Profile)
             .join(Profile, Profile.id == ExternalId.profile_id)
-            .where(tuple_(ExternalId.source, ExternalId.external_id).in_(pairs))
+            .where(*pairs_filter(ExternalId.source, ExternalId.external_id, pairs))
         )
         for source, ext_id, profile in rows:
-            by_ext[(source, ext_id)] = profile
+            if (source, ext_id) in pairs:
+                by_ext[(source, ext_id)] = profile
     return by_email, by_ext
 
 
