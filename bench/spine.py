@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -138,6 +139,56 @@ def post_many(url: str, key: str, bodies: list, threads: int) -> float:
     return facts / elapsed
 
 
+WRK_SINGLE = """
+local n = 0
+local seed = math.random(1, 1000000000)
+request = function()
+  n = n + 1
+  local body = string.format(
+    '{"type":"order.placed","source":"wrk","source_id":"%d-%d",'
+    .. '"profile":{"email":"w%d@example.com"},"data":{"total":%d}}',
+    seed, n, n % 5000, n % 400)
+  return wrk.format("POST", "/api/v1/facts", HEADERS, body)
+end
+"""
+WRK_BATCH = """
+local fact = '{"type":"order.placed","source":"wrk","profile":{"email":"b@example.com"},'
+  .. '"data":{"total":80}}'
+local facts = {}
+for i = 1, 100 do facts[i] = fact end
+local body = "[" .. table.concat(facts, ",") .. "]"
+request = function()
+  return wrk.format("POST", "/api/v1/facts", HEADERS, body)
+end
+"""
+
+
+def wrk_rate(url: str, key: str, script: str, facts_per_request: int) -> float | None:
+    """Facts per second measured by wrk (a C load generator), or None if wrk is missing.
+
+    Python client threads on the same 2 cores take CPU from the server they measure; wrk
+    takes far less, so its figure is closer to what the server itself can do.
+    """
+    if shutil.which("wrk") is None:
+        return None
+    headers = (
+        f'HEADERS = {{["Content-Type"] = "application/json", ["Authorization"] = "Bearer {key}"}}\n'
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(headers + script)
+    out = subprocess.run(
+        ["wrk", "-t2", "-c16", "-d10s", "-s", fh.name, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(fh.name)
+    if "Non-2xx" in out:
+        raise SystemExit(f"wrk saw errors:\n{out}")
+    rps = float(out.split("Requests/sec:")[1].split()[0])
+    return rps * facts_per_request
+
+
 def bench_ingest(settings: Settings, key: str, runs: int, home: Path) -> tuple[float, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     env |= {
@@ -163,6 +214,13 @@ def bench_ingest(settings: Settings, key: str, runs: int, home: Path) -> tuple[f
                     break
             except requests.RequestException:
                 time.sleep(0.2)
+        root = f"http://127.0.0.1:{port}"
+        wrk_single = [wrk_rate(root, key, WRK_SINGLE, 1) for _ in range(runs)]
+        wrk_batch = [wrk_rate(root, key, WRK_BATCH, 100) for _ in range(runs)]
+        if wrk_single[0] is not None:
+            for label, rates in (("single fact", wrk_single), ("batches of 100", wrk_batch)):
+                rate = median_rate(rates)  # type: ignore[arg-type]
+                print(f"HTTP ingest measured with wrk, {label + ':':16} {rate:10,.0f} facts/s")
         single, batch = [], []
         for _ in range(runs):
             single.append(post_many(url, key, [order(i) for i in range(2000)], threads=8))
