@@ -22,23 +22,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     db.init_app(app, settings)
     app.extensions["hub.redis"] = connect(settings)
 
-    from hub import api, health
+    from hub import api, api_profiles, api_rules, connectors_web, health, soap
 
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
-    from hub import connectors_web
-
     app.register_blueprint(connectors_web.bp)
-    app.register_error_handler(HTTPException, _http_error)
-
-    from hub import api_profiles, soap
-
     api_profiles.init_app(app)
-    soap.init_app(app)
-
-    from hub import api_rules
-
     api_rules.init_app(app)
+    soap.init_app(app)  # mounts the spyne WSGI app at /soap and /soap12
+    app.register_error_handler(HTTPException, _http_error)
     return app
 
 
