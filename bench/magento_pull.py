@@ -25,18 +25,15 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, func, insert, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, insert, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import bench_database as database  # noqa: E402
 from hub import runtime  # noqa: E402
 from hub.config import Settings  # noqa: E402
 from hub.connector_store import save_instance  # noqa: E402
@@ -49,30 +46,6 @@ from hub.secrets_box import SecretBox  # noqa: E402
 from tests.stand_ins.magento import MagentoStandIn, customer  # noqa: E402
 
 PAGE_SIZE = 500
-
-
-@contextmanager
-def database(base_url: str | None, tmp: Path, label: str) -> Iterator[str]:
-    """A fresh, migrated database: on the given PostgreSQL server, or a SQLite file."""
-    if not base_url:
-        url = f"sqlite:///{tmp / f'{label}.sqlite3'}"
-        Database(url).upgrade()
-        yield url
-        return
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    name = f"hub_bench_{label}_{uuid.uuid4().hex[:6]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        db = Database(url)
-        db.upgrade()
-        db.dispose()
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def bench_hub(settings: Settings, shop: MagentoStandIn, n: int) -> dict[str, float]:

