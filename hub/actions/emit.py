@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from hub import runtime
 from hub.actions.values import render_value, template_problems
@@ -58,14 +59,15 @@ def raise_fact(
     cause_fact: dict[str, Any] | None,
     rule_name: str | None,
     explicit: bool = False,
+    session: Session | None = None,
 ) -> str:
     """Store one hub fact caused by ``cause_fact``; return what happened (for job results).
 
     Facts the hub raises by itself are stored only if a rule can use them (see
     :meth:`hub.engine.RuleEngine.wants`); ``explicit`` ones (the ``emit`` action) always are.
+    Given the action's open ``session``, the fact commits with the change it describes (a
+    crash cannot keep one and lose the other) and a worker is woken once that commit is done.
     """
-    from hub.ingest import notify, store_facts
-
     fact = hub_fact(
         rt,
         fact_type=fact_type,
@@ -76,23 +78,34 @@ def raise_fact(
         rule_name=rule_name,
         explicit=explicit,
     )
+    if session is None:
+        with rt.db.session() as own:
+            return _store_hub_fact(rt, own, fact, source_id, cause_fact)
+    return _store_hub_fact(rt, session, fact, source_id, cause_fact)
+
+
+def _store_hub_fact(
+    rt: Runtime,
+    session: Session,
+    fact: FactIn | str,
+    source_id: str,
+    cause_fact: dict[str, Any] | None,
+) -> str:
+    from hub.ingest import notify, store_facts
+
     if isinstance(fact, ChainStopped):
-        try:
-            with rt.db.session() as session:
-                session.add(
-                    ActionRun(
-                        job_id=f"{source_id}:stopped"[:200],
-                        action="chain-stopped",
-                        fact_id=(cause_fact or {}).get("id"),
-                    )
-                )
-        except IntegrityError:
-            pass  # recorded by an earlier run of the same job
+        ledger = ActionRun(
+            job_id=f"{source_id}:stopped"[:200],
+            action="chain-stopped",
+            fact_id=(cause_fact or {}).get("id"),
+        )
+        if session.get(ActionRun, ledger.job_id) is None:  # not recorded by an earlier run
+            session.add(ledger)
     if isinstance(fact, str):
         return fact
-    (stored,) = store_facts(rt.db, [fact])
-    notify(rt.settings, rt.redis)
-    return f"raised {fact_type} (fact {stored.id}, {stored.status})"
+    (stored,) = store_facts(rt.db, [fact], session=session)
+    event.listen(session, "after_commit", lambda _s: notify(rt.settings, rt.redis), once=True)
+    return f"raised {fact.type} (fact {stored.id}, {stored.status})"
 
 
 def hub_fact(

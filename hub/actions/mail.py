@@ -125,21 +125,22 @@ def send_mail(
         if isinstance(exc, RetriableError):
             raise  # nothing was accepted: RQ's Retry sends it again
         return "failed"
+    from hub.actions.emit import raise_fact
+
     with rt.db.session() as session:
         row = session.get(Message, message.id)
         row.status = MessageStatus.SENT.value
         row.sent_at = utcnow()
-    from hub.actions.emit import raise_fact
-
-    raise_fact(
-        rt,
-        fact_type="mail.sent",
-        profile=context["profile"],
-        data={"template": p.template, "subject": subject, "kind": p.kind.value},
-        source_id=job_key,
-        cause_fact=context["fact"],
-        rule_name=rule_name,
-    )
+        raise_fact(
+            rt,
+            fact_type="mail.sent",
+            profile=context["profile"],
+            data={"template": p.template, "subject": subject, "kind": p.kind.value},
+            source_id=job_key,
+            cause_fact=context["fact"],
+            rule_name=rule_name,
+            session=session,
+        )
     return "sent"
 
 

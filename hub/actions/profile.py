@@ -102,17 +102,18 @@ def update_profile(
         profile.fields = current["fields"]
         profile.tags = current["tags"]
         session.add(ActionRun(job_id=job_key, action="update_profile", fact_id=fact_id))
-    if not changed:
-        return "applied (nothing changed)"
-    raise_fact(
-        rt,
-        fact_type="profile.updated",
-        profile=current,
-        data={"changed": changed},
-        source_id=job_key,
-        cause_fact=fact_doc,
-        rule_name=rule_name,
-    )
+        if not changed:
+            return "applied (nothing changed)"
+        raise_fact(
+            rt,
+            fact_type="profile.updated",
+            profile=current,
+            data={"changed": changed},
+            source_id=job_key,
+            cause_fact=fact_doc,
+            rule_name=rule_name,
+            session=session,
+        )
     return f"applied (changed {', '.join(changed)})"
 
 
@@ -179,16 +180,16 @@ def create_profile(
         session.flush()
         result = target.as_dict()
         session.add(ActionRun(job_id=job_key, action="create_profile", fact_id=fact_id))
-    kind = "profile.created" if created else "profile.updated"
-    raise_fact(
-        rt,
-        fact_type=kind,
-        profile=result,
-        data={"changed": sorted(ref.get("fields", {}))} if not created else {},
-        source_id=job_key,
-        cause_fact=fact_doc,
-        rule_name=rule_name,
-    )
+        raise_fact(
+            rt,
+            fact_type="profile.created" if created else "profile.updated",
+            profile=result,
+            data={"changed": sorted(ref.get("fields", {}))} if not created else {},
+            source_id=job_key,
+            cause_fact=fact_doc,
+            rule_name=rule_name,
+            session=session,
+        )
     return f"{'created' if created else 'found'} profile {result['id']}"
 
 
@@ -217,19 +218,20 @@ def _set_status(job_key: str, fact_id: int, profile_id: int, target: str, rule_n
             return "not resubscribed: the address bounced"
         profile.status = target
         session.add(ActionRun(job_id=job_key, action=target, fact_id=fact_id))
-        result, fact_doc = profile.as_dict(), fact.as_dict()
-    if before == target:
-        return f"already {target}"
-    kind = "profile.unsubscribed" if target == "unsubscribed" else "profile.resubscribed"
-    raise_fact(
-        rt,
-        fact_type=kind,
-        profile=result,
-        data={"previous": before},
-        source_id=job_key,
-        cause_fact=fact_doc,
-        rule_name=rule_name,
-    )
+        if before == target:
+            return f"already {target}"
+        raise_fact(
+            rt,
+            fact_type="profile.unsubscribed"
+            if target == "unsubscribed"
+            else "profile.resubscribed",
+            profile=profile.as_dict(),
+            data={"previous": before},
+            source_id=job_key,
+            cause_fact=fact.as_dict(),
+            rule_name=rule_name,
+            session=session,
+        )
     return f"{before} -> {target}"
 
 
