@@ -16,7 +16,7 @@ from hub.auth import require_api_key
 from hub.db import get_db
 from hub.facts import validate_facts
 from hub.ingest import notify, store_facts
-from hub.models import Fact, Message
+from hub.models import ActionRun, Fact, Message
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 OPENAPI_FILE = Path(__file__).parent / "openapi.yaml"
@@ -69,6 +69,11 @@ def get_fact(fact_id: int) -> Any:
         fact = session.get(Fact, fact_id)
         if fact is None:
             return error(404, "not_found", f"no fact with id {fact_id}")
+        keys = [j["job_id"] for f in fact.firings for j in f.jobs]
+        ledger: dict[str, str] = {}
+        if keys:
+            found = select(ActionRun.job_id, ActionRun.action).where(ActionRun.job_id.in_(keys))
+            ledger = {job_id: action for job_id, action in session.execute(found)}
         body = fact.as_dict() | {
             "status": fact.status,
             "profile_id": fact.profile_id,
@@ -81,7 +86,7 @@ def get_fact(fact_id: int) -> Any:
                     "rule_file": f.rule_file,
                     "ruleset_version": f.ruleset_version,
                     "fired_at": f.fired_at.isoformat(),
-                    "jobs": [j | {"status": _job_status(j["job_id"])} for j in f.jobs],
+                    "jobs": [j | {"status": action_status(j, ledger)} for j in f.jobs],
                 }
                 for f in fact.firings
             ],
@@ -98,16 +103,29 @@ def openapi() -> Any:
     return jsonify(yaml.safe_load(OPENAPI_FILE.read_text()))
 
 
-def _job_status(job_id: str) -> str:
-    try:
-        return (
-            Job.fetch(job_id, connection=current_app.extensions["hub.redis"]).get_status()
-            or "unknown"
-        )
-    except NoSuchJobError:
-        return "expired"
-    except Exception:  # Redis down: the fact's story is still worth showing
-        return "unknown"
+def action_status(record: dict[str, Any], ledger: dict[str, str]) -> str:
+    """Where one action of a firing stands: the ledger first, then its RQ job.
+
+    An action that took effect is in the action ledger (``finished``, or ``cancelled`` and
+    ``skipped`` for follow-ups). Otherwise its state is that of the RQ job that carries it:
+    its own (a follow-up, or an action retrying alone) or the batch job it was enqueued in.
+    """
+    if "skipped" in record:
+        return "skipped"
+    done = ledger.get(record["job_id"])
+    if done is not None:
+        return done.split(":")[0] if done.split(":")[0] in ("cancelled", "skipped") else "finished"
+    for job_id in (record["job_id"], record.get("batch_job")):
+        if not job_id:
+            continue
+        try:
+            status = Job.fetch(job_id, connection=current_app.extensions["hub.redis"]).get_status()
+            return str(getattr(status, "value", status) or "unknown")
+        except NoSuchJobError:
+            continue
+        except Exception:  # Redis down: the fact's story is still worth showing
+            return "unknown"
+    return "expired"
 
 
 def _message(m: Message) -> dict[str, Any]:

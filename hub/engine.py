@@ -5,6 +5,12 @@ matching rule to fire. So each fact is *asserted* (every rule whose conditions h
 once on a fact) and retracted straight away, in one session that holds nothing between
 facts. The engine is called from one thread per process and runs no background threads.
 
+The hub drives durable_rules' C engine (``durable_rules_engine``) itself, with the calls
+durable's own Python host makes (create, assert, start and complete actions, retract), but
+without that host's per-firing machinery (a closure, the state and message parsed from JSON
+and written back, a callback chain): it only needs to know which rules fired, and that
+machinery made matching six times slower (docs/benchmarks.md).
+
 durable_rules matches the trigger and every condition it can express; what it cannot (dates
 relative to now, history, a few texts its regex dialect cannot write) is a *residual*
 evaluated in Python on the documents durable matched (see docs/rules.md, "Who evaluates
@@ -15,12 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from durable import engine as durable_engine
+import durable_rules_engine as durable
 
 from hub.conditions import (
     Context,
@@ -37,11 +44,47 @@ log = logging.getLogger(__name__)
 _ruleset_names = itertools.count(1)
 
 
-class _Host(durable_engine.Host):
-    """A durable_rules host without its dispatch and timer threads (we never post timers)."""
+class MessageObserved(Exception):
+    """durable_rules holds this document already (left behind by an interrupted match)."""
 
-    def _run(self) -> None:
-        return None
+
+class CompiledRules:
+    """One durable_rules ruleset in the C engine: which rules fire on a document."""
+
+    def __init__(self, definitions: dict[str, Any]) -> None:
+        ruleset = {key: {"all": [{"m": expr}]} for key, expr in definitions.items()}
+        self.handle = durable.create_ruleset(
+            f"hub{next(_ruleset_names)}", json.dumps(ruleset, ensure_ascii=False)
+        )
+
+    def __del__(self) -> None:
+        handle = getattr(self, "handle", None)
+        if handle is not None:
+            durable.delete_ruleset(handle)
+
+    def fired(self, message: str) -> list[int]:
+        """Assert ``message`` (JSON), collect the firing rules' indexes, retract it."""
+        code, state = durable.assert_fact(self.handle, message)
+        if code == 1:  # nothing matched
+            return []
+        if code == 2:
+            raise MessageObserved(message)
+        indexes = []
+        try:
+            action = durable.start_action_for_state(self.handle, state)
+            while action:
+                indexes.append(_rule_index(action[1] if isinstance(action, tuple) else action))
+                action = durable.complete_and_start_action(self.handle, state)
+        finally:
+            durable.retract_fact(self.handle, message)
+        return indexes
+
+
+def _rule_index(action_message: str) -> int:
+    """The rule index of a firing, from durable's ``{"r<index>": {...}}`` message."""
+    if action_message.startswith('{"r'):
+        return int(action_message[3 : action_message.index('"', 3)])
+    return int(next(iter(json.loads(action_message)))[1:])
 
 
 class RuleEngine:
@@ -51,8 +94,6 @@ class RuleEngine:
         self.ruleset = ruleset
         self.fingerprint: str | None = None
         self._name = f"hub{next(_ruleset_names)}"
-        self._fired: list[int] = []
-        self._host = _Host()
         self.paths = PathIndex()
         self.residuals: list[Group | None] = []
         self.definitions: dict[str, Any] = {}
@@ -61,30 +102,20 @@ class RuleEngine:
             self.residuals.append(residual)
             self.definitions[f"r{index}"] = expr
         self.history_patterns = sorted({h.fact for rule in ruleset.rules for h in _histories(rule)})
+        self._compiled: CompiledRules | None = None
         if ruleset.rules:
             try:
-                self._host.set_rulesets({self._name: self.durable_definition()})
+                self._compiled = CompiledRules(self.definitions)
             except Exception:  # noqa: BLE001 - durable refuses some large expressions
                 self._degrade()
-                self._host = _Host()
-                self._host.set_rulesets({self._name: self.durable_definition()})
+                self._compiled = CompiledRules(self.definitions)
 
     def _degrade(self) -> None:
         """Rules durable refuses keep only their trigger there; Python checks the rest."""
         for index, rule in enumerate(self.ruleset.rules):
             key = f"r{index}"
-            probe = _Host()
             try:
-                probe.set_rulesets(
-                    {
-                        f"probe{next(_ruleset_names)}": {
-                            key: {
-                                "all": [{"m": _copy(self.definitions[key])}],
-                                "run": lambda _c: None,
-                            }
-                        }
-                    }
-                )
+                CompiledRules({key: self.definitions[key]})
             except Exception:  # noqa: BLE001
                 log.warning(
                     "rule %r: durable_rules cannot hold its conditions; "
@@ -106,17 +137,11 @@ class RuleEngine:
         return bool(self.durable_fired([doc])[0])
 
     def durable_definition(self) -> dict[str, Any]:
-        """A fresh durable_rules ruleset (``set_rulesets`` consumes the one it is given)."""
+        """The durable_rules ruleset (as durable's Python API takes it), for tools and tests."""
         return {
-            key: {"all": [{"m": _copy(expr)}], "run": self._recorder(int(key[1:]))}
+            key: {"all": [{"m": _copy(expr)}], "run": lambda _c: None}
             for key, expr in self.definitions.items()
         }
-
-    def _recorder(self, index: int) -> Any:
-        def run(_closure: Any) -> None:
-            self._fired.append(index)
-
-        return run
 
     def message(self, doc: dict[str, Any], n: int) -> dict[str, Any]:
         """The document as durable sees it: with ``_t``, the kinds of the compared paths."""
@@ -126,21 +151,17 @@ class RuleEngine:
         """Indexes of the rules durable_rules fires per document (before residuals)."""
         if not self.ruleset.rules:
             return [[] for _ in docs]
+        compiled = self._compiled
+        assert compiled is not None
         results = []
         for n, doc in enumerate(docs):
-            message = self.message(doc, n)
-            self._fired = []
+            message = json.dumps(self.message(doc, n), ensure_ascii=False)
             try:
-                self._host.assert_fact(self._name, message)
-            except durable_engine.MessageNotHandledException:
-                results.append([])
-                continue
-            except durable_engine.MessageObservedException:
-                # left behind by an earlier failure: clear it and assert again
-                self._host.retract_fact(self._name, message)
-                self._host.assert_fact(self._name, message)
-            self._host.retract_fact(self._name, message)
-            results.append(sorted(set(self._fired)))
+                fired = compiled.fired(message)
+            except MessageObserved:  # left behind by an interrupted match: clear, match again
+                durable.retract_fact(compiled.handle, message)
+                fired = compiled.fired(message)
+            results.append(sorted(set(fired)))
         return results
 
     def match(self, docs: Sequence[dict[str, Any]], ctx: Context | None = None) -> list[list[Rule]]:

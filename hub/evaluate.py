@@ -14,13 +14,14 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from rq import Queue, Retry
 from sqlalchemy import insert, select, update
 
 from hub import runtime
 from hub.actions import ACTIONS
+from hub.actions.batch import ACTION_FAILURE_TTL, ACTION_RESULT_TTL, action_retry
 from hub.conditions import parse_time, to_plain
 from hub.db import pairs_filter
 from hub.engine import refresh
@@ -35,7 +36,9 @@ from hub.runtime import Runtime
 log = logging.getLogger(__name__)
 
 MAX_JOB_SECONDS = 20  # a drain job hands over after this; keeps jobs far below RQ's timeouts
-ACTION_RETRY = Retry(max=5, interval=[10, 30, 60, 300, 900])
+ACTIONS_PER_JOB = 100  # actions of one queue per batch job: small enough to spread over workers
+# A batch job fails as a whole only when it overruns its timeout; its done actions are no-ops.
+BATCH_RETRY = Retry(max=3, interval=[10, 60, 300])
 
 
 def drain_pending() -> int:
@@ -158,7 +161,7 @@ def evaluate_claimed(rt: Runtime, token: str) -> None:
         ctx = DbContext(session, now, batch_profiles={p.id for p in profiles})
         matches = engine.match(docs, ctx)
         already = _existing_firings(session, [f.id for f in facts])
-        jobs: list[Any] = []
+        actions: list[Planned] = []
         firings = []
         for fact, profile, doc, rules in zip(facts, profiles, docs, matches, strict=True):
             fresh = [r for r in rules if (fact.id, r.name) not in already]
@@ -172,16 +175,17 @@ def evaluate_claimed(rt: Runtime, token: str) -> None:
                         "action": action.name,
                         "queue": ACTIONS[action.name].queue,
                     }
+                    records.append(record)
                     try:
                         run_at = _run_at(action, doc, now)
                     except Exception as exc:  # a date from bad data: skip this action only
                         record["skipped"] = f"{type(exc).__name__}: {exc}"
-                        records.append(record)
                         continue
-                    jobs.append(_prepare(action, key, fact.id, profile.id, rule.name, run_at))
                     if run_at is not None:
                         record["run_at"] = run_at.isoformat()
-                    records.append(record)
+                    actions.append(
+                        Planned(action, key, fact.id, profile.id, rule.name, run_at, record)
+                    )
                 ctx.record(profile.id, rule.name, now)
                 firings.append(
                     {
@@ -194,6 +198,7 @@ def evaluate_claimed(rt: Runtime, token: str) -> None:
                         "fired_at": now,
                     }
                 )
+        jobs = plan_jobs(actions)  # names each record's batch job before the firings are stored
         if firings:
             session.execute(insert(RuleFiring.__table__), firings)
         session.execute(
@@ -329,36 +334,81 @@ def _existing_firings(session: Any, fact_ids: Sequence[int]) -> set[tuple[int, s
     return {(fid, name) for fid, name in rows}
 
 
-def _prepare(
-    action: ActionCall,
-    key: str,
-    fact_id: int,
-    profile_id: int,
-    rule_name: str,
-    run_at: Any = None,
-) -> tuple[str, Any, Any]:
-    spec = ACTIONS[action.name]
+class Planned(NamedTuple):
+    """One action a firing asks for, before it becomes (part of) an RQ job."""
+
+    action: ActionCall
+    key: str
+    fact_id: int
+    profile_id: int
+    rule_name: str
+    run_at: Any
+    record: dict[str, Any]  # the firing's record of it, told which batch job carries it
+
+
+def _call(planned: Planned) -> tuple[str, dict[str, Any]]:
+    """The job function and keyword arguments that run one action."""
+    action = planned.action
     kwargs: dict[str, Any] = {
-        "job_key": key,
-        "fact_id": fact_id,
-        "profile_id": profile_id,
+        "job_key": planned.key,
+        "fact_id": planned.fact_id,
+        "profile_id": planned.profile_id,
         "params": action.params,
-        "rule_name": rule_name,
+        "rule_name": planned.rule_name,
     }
-    func = spec.job
-    if run_at is not None:  # a follow-up: re-checks ``unless`` when due, then runs the action
-        func = "hub.followups.run_followup"
-        kwargs["action"] = action.name
-        kwargs["unless"] = to_plain(action.unless) if action.unless else None
-    data = Queue.prepare_data(
-        func,
-        kwargs=kwargs,
-        job_id=key,
-        retry=ACTION_RETRY,
-        result_ttl=86400,
-        failure_ttl=30 * 86400,
-    )
-    return spec.queue, data, run_at
+    if planned.run_at is None:
+        return ACTIONS[action.name].job, kwargs
+    # a follow-up: re-checks ``unless`` when due, then runs the action
+    kwargs["action"] = action.name
+    kwargs["unless"] = to_plain(action.unless) if action.unless else None
+    return "hub.followups.run_followup", kwargs
+
+
+def plan_jobs(actions: Sequence[Planned]) -> list[tuple[str, Any, Any]]:
+    """The RQ jobs that run ``actions``: ``(queue, prepared job, run_at)``.
+
+    Actions due now go in batch jobs, one per queue and :data:`ACTIONS_PER_JOB` actions
+    (see :mod:`hub.actions.batch`); each follow-up is a scheduled job of its own, under its
+    action key, so that it can be listed and cancelled one by one.
+    """
+    jobs: list[tuple[str, Any, Any]] = []
+    now_by_queue: dict[str, list[Planned]] = {}
+    for planned in actions:
+        spec = ACTIONS[planned.action.name]
+        if planned.run_at is None:
+            now_by_queue.setdefault(spec.queue, []).append(planned)
+            continue
+        func, kwargs = _call(planned)
+        data = Queue.prepare_data(
+            func,
+            kwargs=kwargs,
+            job_id=planned.key,
+            retry=action_retry(),
+            result_ttl=ACTION_RESULT_TTL,
+            failure_ttl=ACTION_FAILURE_TTL,
+        )
+        jobs.append((spec.queue, data, planned.run_at))
+    for name, planned_now in now_by_queue.items():
+        for start in range(0, len(planned_now), ACTIONS_PER_JOB):
+            chunk = planned_now[start : start + ACTIONS_PER_JOB]
+            keys = "\0".join(p.key for p in chunk)
+            batch_id = f"acts-{hashlib.sha1(keys.encode()).hexdigest()[:20]}"
+            items = []
+            for planned in chunk:
+                func, kwargs = _call(planned)
+                items.append({"func": func, "kwargs": kwargs})
+                planned.record["batch_job"] = batch_id
+            data = Queue.prepare_data(
+                "hub.actions.batch.run_actions",
+                kwargs={"queue_name": name, "items": items},
+                job_id=batch_id,
+                retry=BATCH_RETRY,
+                timeout=60 + 10 * len(chunk),
+                result_ttl=ACTION_RESULT_TTL,
+                failure_ttl=ACTION_FAILURE_TTL,
+            )
+            jobs.append((name, data, None))
+    return jobs
 
 
 def _enqueue(rt: Runtime, jobs: list[tuple[str, Any, Any]]) -> None:

@@ -88,13 +88,21 @@ class DbContext:
 
     def firings(self, profile_id: int) -> list[tuple[str, datetime]]:
         if profile_id not in self._firings:
-            rows = self.session.execute(
-                select(RuleFiring.rule_name, RuleFiring.fired_at).where(
-                    RuleFiring.profile_id == profile_id
-                )
-            )
-            self._firings[profile_id] = [(name, at) for name, at in rows]
+            wanted = {p for p in self.batch_profiles if p not in self._firings}
+            self._load_firings(wanted | {profile_id})
         return self._firings[profile_id] + self._recorded.get(profile_id, [])
+
+    def _load_firings(self, profile_ids: set[int]) -> None:
+        """Read the firings of several profiles in one query (limits ask for each profile)."""
+        for pid in profile_ids:
+            self._firings[pid] = []
+        rows = self.session.execute(
+            select(RuleFiring.profile_id, RuleFiring.rule_name, RuleFiring.fired_at).where(
+                RuleFiring.profile_id.in_(profile_ids)
+            )
+        )
+        for pid, name, at in rows:
+            self._firings[pid].append((name, at))
 
     def record(self, profile_id: int, rule_name: str, at: datetime) -> None:
         """A firing of this batch counts for the next fact of the same profile.

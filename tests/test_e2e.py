@@ -159,6 +159,20 @@ def test_fact_over_http_is_mailed_through_smtp(
             ),
             10,
         )
+        # each action is shown done, from the ledger or the batch job that carried it
+        assert wait_until(
+            lambda: (
+                {
+                    j["status"]
+                    for f in requests.get(f"{url}/{fact_id}", headers=headers, timeout=10).json()[
+                        "firings"
+                    ]
+                    for j in f["jobs"]
+                }
+                == {"finished"}
+            ),
+            10,
+        )
         # the duplicate delivery made no second mail
         assert len(smtp.wait_for(2, timeout=2)) == 1
     finally:
