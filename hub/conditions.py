@@ -227,7 +227,7 @@ def count_history(h: History, doc: dict[str, Any], ctx: Context | None) -> int:
 def _position(doc: dict[str, Any]) -> tuple[datetime, int] | None:
     """Where a fact stands in a profile's history: (occurred_at, id), ties broken by id."""
     fact = doc.get("fact") or {}
-    when = parse_time(fact.get("occurred_at"))
+    when = parse_time(doc["_at"] if "_at" in doc else fact.get("occurred_at"))
     fid = fact.get("id")
     if when is None or not isinstance(fid, int):
         return None

@@ -125,3 +125,81 @@ def init_app(app: Flask, settings: Settings) -> Database:
 
 def get_db() -> Database:
     return current_app.extensions["hub.db"]
+
+
+def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows of ``table`` (all with the same keys) in one statement.
+
+    psycopg's executemany adapts and sends the rows one by one (about 50 µs a row measured
+    here, several times the server's own work); on PostgreSQL the rows go instead as one JSON
+    document that ``json_to_recordset`` unpacks on the server. Elsewhere (SQLite, in-process)
+    an executemany is already cheap.
+    """
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(table.insert(), rows)
+        return
+    names = list(rows[0])
+    columns = ", ".join(f'"{n}"' for n in names)
+    session.execute(
+        text(
+            f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} '
+            f"FROM {_recordset(session, table, names)}"
+        ),
+        {"rows": _rows_json(session, table, names, rows)},
+    )
+
+
+def bulk_update(session: Session, entity: Any, rows: list[dict[str, Any]]) -> None:
+    """Update many rows of an ORM ``entity`` by primary key ``id``, each with its own values.
+
+    One ``UPDATE ... FROM json_to_recordset()`` on PostgreSQL (see :func:`bulk_insert`); the
+    ORM's bulk update by primary key elsewhere.
+    """
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        from sqlalchemy import update
+
+        session.execute(update(entity), rows)
+        return
+    table = entity.__table__
+    names = list(rows[0])
+    sets = ", ".join(f'"{n}" = r."{n}"' for n in names if n != "id")
+    session.execute(
+        text(
+            f'UPDATE "{table.name}" SET {sets} FROM {_recordset(session, table, names)} '
+            f'WHERE "{table.name}".id = r.id'
+        ),
+        {"rows": _rows_json(session, table, names, rows)},
+    )
+
+
+def _recordset(session: Session, table: Any, names: list[str]) -> str:
+    """``json_to_recordset(:rows) AS r(name type, ...)`` with the columns' own types."""
+    dialect = session.get_bind().dialect
+    spec = ", ".join(f'"{n}" {table.c[n].type.compile(dialect=dialect)}' for n in names)
+    return f"json_to_recordset(CAST(:rows AS JSON)) AS r({spec})"
+
+
+def _rows_json(session: Session, table: Any, names: list[str], rows: list[dict[str, Any]]) -> str:
+    """The rows as one JSON array, values as their column types bind them (UTC times...)."""
+    import json
+    from datetime import date
+
+    dialect = session.get_bind().dialect
+    decorated = [
+        (n, table.c[n].type.process_bind_param)
+        for n in names
+        if hasattr(table.c[n].type, "process_bind_param")
+    ]
+    if decorated:
+        rows = [row | {n: process(row[n], dialect) for n, process in decorated} for row in rows]
+
+    def default(value: Any) -> Any:
+        if isinstance(value, date):
+            return value.isoformat()
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+    return json.dumps(rows, default=default, ensure_ascii=False)

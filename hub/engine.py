@@ -102,6 +102,7 @@ class RuleEngine:
             self.residuals.append(residual)
             self.definitions[f"r{index}"] = expr
         self.history_patterns = sorted({h.fact for rule in ruleset.rules for h in _histories(rule)})
+        self.limited_rules = {r.name for r in ruleset.rules if r.once_per_profile or r.at_most}
         self._compiled: CompiledRules | None = None
         if ruleset.rules:
             try:

@@ -17,17 +17,17 @@ from datetime import timedelta
 from typing import Any, NamedTuple
 
 from rq import Queue, Retry
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from hub import runtime
 from hub.actions import ACTIONS
 from hub.actions.batch import ACTION_FAILURE_TTL, ACTION_RESULT_TTL, action_retry
 from hub.conditions import parse_time, to_plain
-from hub.db import pairs_filter
+from hub.db import bulk_insert, bulk_update
 from hub.engine import refresh
 from hub.history import DbContext, apply_limits
 from hub.ingest import notify
-from hub.models import ExternalId, Fact, FactStatus, Profile, RuleFiring, utcnow
+from hub.models import Fact, FactStatus, Profile, RuleFiring, utcnow
 from hub.profiles import resolve_profiles
 from hub.queue import queue, request_evaluation, wake_key
 from hub.rulefile import ActionCall
@@ -147,18 +147,25 @@ def evaluate_claimed(rt: Runtime, token: str) -> None:
         if not facts:
             return
         refs = [f.profile_ref for f in facts]
-        known = _known_refs(session, refs)
-        profiles = resolve_profiles(session, refs)
-        raised = _profile_facts(facts, profiles, refs, known)  # before a flush resets history
+        known: dict[int, dict[str, Any]] = {}
+        profiles = resolve_profiles(session, refs, fields_before=known)
+        raised = _profile_facts(facts, profiles, known)
         session.flush()
-        # one executemany, so that history conditions see this batch's facts
-        session.execute(
-            update(Fact),
+        # one statement, so that history conditions see this batch's facts
+        bulk_update(
+            session,
+            Fact,
             [{"id": f.id, "profile_id": p.id} for f, p in zip(facts, profiles, strict=True)],
         )
         docs = [fact_document(f, p) for f, p in zip(facts, profiles, strict=True)]
         now = utcnow()
-        ctx = DbContext(session, now, batch_profiles={p.id for p in profiles})
+        ctx = DbContext(
+            session,
+            now,
+            batch_profiles={p.id for p in profiles},
+            history_types=engine.history_patterns,
+            limited_rules=engine.limited_rules,
+        )
         matches = engine.match(docs, ctx)
         already = _existing_firings(session, [f.id for f in facts])
         actions: list[Planned] = []
@@ -199,8 +206,7 @@ def evaluate_claimed(rt: Runtime, token: str) -> None:
                     }
                 )
         jobs = plan_jobs(actions)  # names each record's batch job before the firings are stored
-        if firings:
-            session.execute(insert(RuleFiring.__table__), firings)
+        bulk_insert(session, RuleFiring.__table__, firings)
         session.execute(
             update(Fact)
             .where(Fact.claim_token == token)
@@ -236,48 +242,21 @@ def _run_at(action: ActionCall, doc: dict[str, Any], now: Any) -> Any:
     return None
 
 
-def _known_refs(session: Any, refs: Sequence[dict[str, Any]]) -> dict[Any, dict[str, Any]]:
-    """Fields of the profiles that existed before this batch, by email, external id and id.
-
-    Read before :func:`resolve_profiles` merges the facts' fields, to tell new contacts and
-    changed fields apart (attribute history would not survive its flushes).
-    """
-    emails = {r["email"] for r in refs if r.get("email")}
-    pairs = {(s, i) for r in refs for s, i in (r.get("external_ids") or {}).items()}
-    known: dict[Any, dict[str, Any]] = {}
-    if emails:
-        for pid, email, fields in session.execute(
-            select(Profile.id, Profile.email, Profile.fields).where(Profile.email.in_(emails))
-        ):
-            known[email] = known[pid] = dict(fields or {})
-    if pairs:
-        rows = session.execute(
-            select(ExternalId.source, ExternalId.external_id, Profile.id, Profile.fields)
-            .join(Profile, Profile.id == ExternalId.profile_id)
-            .where(*pairs_filter(ExternalId.source, ExternalId.external_id, pairs))
-        )
-        for source, ext, pid, fields in rows:
-            if (source, ext) in pairs:
-                known[(source, ext)] = known[pid] = dict(fields or {})
-    return known
-
-
 def _profile_facts(
-    facts: Sequence[Fact],
-    profiles: Sequence[Profile],
-    refs: Sequence[dict[str, Any]],
-    known: dict[Any, dict[str, Any]],
+    facts: Sequence[Fact], profiles: Sequence[Profile], known: dict[int, dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """The hub's own facts about profiles this batch created or whose fields a source changed."""
+    """The hub's own facts about profiles this batch created or whose fields a source changed.
+
+    ``known`` holds the fields, before this batch, of the profiles that existed already.
+    """
     out: list[dict[str, Any]] = []
     seen: set[int] = set()
-    for fact, profile, ref in zip(facts, profiles, refs, strict=True):
+    for fact, profile in zip(facts, profiles, strict=True):
         if profile.id in seen:
             continue
         seen.add(profile.id)
         cause = fact.as_dict()
-        keys = [ref.get("email"), *(ref.get("external_ids") or {}).items()]
-        if profile.id not in known and not any(k in known for k in keys if k):
+        if profile.id not in known:
             out.append(
                 {
                     "type": "profile.created",
@@ -288,7 +267,7 @@ def _profile_facts(
                 }
             )
             continue
-        old, new = known.get(profile.id, {}), dict(profile.fields or {})
+        old, new = known[profile.id], dict(profile.fields or {})
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         if changed:
             out.append(
@@ -394,10 +373,18 @@ def plan_jobs(actions: Sequence[Planned]) -> list[tuple[str, Any, Any]]:
             keys = "\0".join(p.key for p in chunk)
             batch_id = f"acts-{hashlib.sha1(keys.encode()).hexdigest()[:20]}"
             items = []
-            for planned in chunk:
-                func, kwargs = _call(planned)
-                items.append({"func": func, "kwargs": kwargs})
-                planned.record["batch_job"] = batch_id
+            for p in chunk:  # tuples: a batch job's payload is pickled, smaller is faster
+                items.append(
+                    (
+                        ACTIONS[p.action.name].job,
+                        p.key,
+                        p.fact_id,
+                        p.profile_id,
+                        p.rule_name,
+                        p.action.params,
+                    )
+                )
+                p.record["batch_job"] = batch_id
             data = Queue.prepare_data(
                 "hub.actions.batch.run_actions",
                 kwargs={"queue_name": name, "items": items},

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import false, func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.conditions import parse_time
@@ -33,6 +33,10 @@ class DbContext:
     _firings: dict[int, list[tuple[str, datetime]]] = field(default_factory=dict)
     _recorded: dict[int, list[tuple[str, datetime]]] = field(default_factory=dict)
     batch_profiles: set[int] = field(default_factory=set)
+    # What the rule set can ask for; None reads everything. A profile's history of other
+    # fact types and its firings of rules without limits are never read.
+    history_types: Sequence[str] | None = None
+    limited_rules: set[str] | None = None
 
     def _load_facts(self, profile_ids: set[int]) -> None:
         """Read the recent facts of several profiles in one query (a batch asks for many)."""
@@ -49,7 +53,7 @@ class DbContext:
                 .over(partition_by=Fact.profile_id, order_by=Fact.occurred_at.desc())
                 .label("n"),
             )
-            .where(Fact.profile_id.in_(profile_ids))
+            .where(Fact.profile_id.in_(profile_ids), *_type_filter(self.history_types))
             .subquery()
         )
         rows = self.session.execute(
@@ -71,6 +75,7 @@ class DbContext:
                         "occurred_at": occurred_at.isoformat(),
                     },
                     "data": dict(data or {}),
+                    "_at": occurred_at,  # parsed once, for the windows (see _position)
                 }
             )
 
@@ -84,7 +89,7 @@ class DbContext:
         docs = self._facts[profile_id]
         if since is None:
             return docs
-        return [d for d in docs if (parse_time(d["fact"]["occurred_at"]) or since) >= since]
+        return [d for d in docs if (parse_time(d["_at"]) or since) >= since]
 
     def firings(self, profile_id: int) -> list[tuple[str, datetime]]:
         if profile_id not in self._firings:
@@ -96,11 +101,12 @@ class DbContext:
         """Read the firings of several profiles in one query (limits ask for each profile)."""
         for pid in profile_ids:
             self._firings[pid] = []
-        rows = self.session.execute(
-            select(RuleFiring.profile_id, RuleFiring.rule_name, RuleFiring.fired_at).where(
-                RuleFiring.profile_id.in_(profile_ids)
-            )
+        query = select(RuleFiring.profile_id, RuleFiring.rule_name, RuleFiring.fired_at).where(
+            RuleFiring.profile_id.in_(profile_ids)
         )
+        if self.limited_rules is not None:
+            query = query.where(RuleFiring.rule_name.in_(self.limited_rules))
+        rows = self.session.execute(query)
         for pid, name, at in rows:
             self._firings[pid].append((name, at))
 
@@ -111,6 +117,20 @@ class DbContext:
         limits ever read a profile's firings.
         """
         self._recorded.setdefault(profile_id, []).append((rule_name, at))
+
+
+def _type_filter(patterns: Sequence[str] | None) -> list[Any]:
+    """SQL for "the type matches one of these globs" (``*`` and ``?``); [] when it cannot say."""
+    if patterns is None or any("[" in p for p in patterns):
+        return []
+    clauses = []
+    for pattern in patterns:
+        if "*" in pattern or "?" in pattern:
+            like = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            clauses.append(Fact.type.like(like.replace("*", "%").replace("?", "_"), escape="\\"))
+        else:
+            clauses.append(Fact.type == pattern)
+    return [or_(*clauses)] if clauses else [false()]
 
 
 def limit_reason(rule: Rule, firings: Sequence[tuple[str, datetime]], now: datetime) -> str | None:

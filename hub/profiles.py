@@ -12,8 +12,17 @@ from hub.db import dialect_insert, pairs_filter
 from hub.models import ExternalId, Profile, ProfileStatus, utcnow
 
 
-def resolve_profiles(session: Session, refs: Sequence[dict[str, Any]]) -> list[Profile]:
+def resolve_profiles(
+    session: Session,
+    refs: Sequence[dict[str, Any]],
+    *,
+    fields_before: dict[int, dict[str, Any]] | None = None,
+) -> list[Profile]:
     """The profile for each reference (``{email, external_ids, status}``), created if new.
+
+    ``fields_before``, if given, receives the fields of each profile that existed already,
+    by id, as they were before the references' fields were merged: the evaluator tells new
+    contacts and changed fields apart with it, at no extra query.
 
     An external id that is already known wins over the email (it is the stronger identity);
     an unknown external id is attached to the profile found or created. Inserts use
@@ -25,6 +34,9 @@ def resolve_profiles(session: Session, refs: Sequence[dict[str, Any]]) -> list[P
     emails = {r["email"] for r in refs if r.get("email")}
     pairs = {(s, i) for r in refs for s, i in (r.get("external_ids") or {}).items()}
     by_email, by_ext = _lookup(session, emails, pairs)
+    if fields_before is not None:
+        for found in (*by_email.values(), *by_ext.values()):
+            fields_before[found.id] = dict(found.fields or {})
 
     new_emails: dict[str, str] = {}
     for ref in refs:

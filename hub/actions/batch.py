@@ -47,38 +47,55 @@ def resolve(dotted: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
-def run_actions(queue_name: str, items: list[dict[str, Any]]) -> dict[str, int]:
-    """RQ job: run each action of ``items`` (``{"func", "kwargs"}``) in order.
+Item = tuple[str, str, int, int, str, dict[str, Any]]
+"""One action of a batch: job function, action key, fact id, profile id, rule name, params."""
+
+
+def run_actions(queue_name: str, items: list[Item]) -> dict[str, int]:
+    """RQ job: run each action of ``items`` in order.
 
     Returns counts of actions run and handed over to a retry job of their own.
     """
     ran = handed_over = 0
     for item in items:
+        func, kwargs = _unpack(item)
         try:
-            resolve(item["func"])(**item["kwargs"])
+            resolve(func)(**kwargs)
             ran += 1
         except JobTimeoutException:
             raise  # the batch job as a whole is late: RQ retries it; done actions are no-ops
         except Exception as exc:  # noqa: BLE001 - one action's failure is that action's
             log.warning(
                 "action %s failed (%s: %s); retrying it alone",
-                item["kwargs"]["job_key"],
+                kwargs["job_key"],
                 type(exc).__name__,
                 exc,
             )
-            retry_alone(queue_name, item)
+            retry_alone(queue_name, func, kwargs)
             handed_over += 1
     return {"ran": ran, "retrying": handed_over}
 
 
-def retry_alone(queue_name: str, item: dict[str, Any]) -> None:
+def _unpack(item: Item) -> tuple[str, dict[str, Any]]:
+    func, key, fact_id, profile_id, rule_name, params = item
+    kwargs = {
+        "job_key": key,
+        "fact_id": fact_id,
+        "profile_id": profile_id,
+        "params": params,
+        "rule_name": rule_name,
+    }
+    return func, kwargs
+
+
+def retry_alone(queue_name: str, func: str, kwargs: dict[str, Any]) -> None:
     """Enqueue one failed action as a job of its own, id = its key, after the first delay."""
     retry = Retry(max=len(RETRY_INTERVALS) - 1, interval=RETRY_INTERVALS[1:])
     queue(queue_name, runtime.get().redis).enqueue_in(
         timedelta(seconds=RETRY_INTERVALS[0]),
-        item["func"],
-        kwargs=item["kwargs"],
-        job_id=item["kwargs"]["job_key"],
+        func,
+        kwargs=kwargs,
+        job_id=kwargs["job_key"],
         retry=retry,
         result_ttl=ACTION_RESULT_TTL,
         failure_ttl=ACTION_FAILURE_TTL,
