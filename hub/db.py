@@ -117,6 +117,23 @@ def pairs_filter(first: Any, second: Any, pairs: Iterable[tuple[Any, Any]]) -> l
     return [first.in_({a for a, _ in pairs}), second.in_({b for _, b in pairs})]
 
 
+def one_of(session: Session, column: Any, values: Iterable[Any]) -> Any:
+    """``column IN values``; on PostgreSQL ``column = ANY(:array)``, one bound parameter.
+
+    An ``IN`` list binds one parameter per value: SQLAlchemy expands it on every call and
+    psycopg parses the long statement each time (it caches only short ones), about 10 ms for
+    500 values here, more than the query itself. An array is one parameter of one short
+    statement. For the look-ups a batch makes by hundreds of ids.
+    """
+    from sqlalchemy import any_, bindparam
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    values = list(values)
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)
+
+
 def init_app(app: Flask, settings: Settings) -> Database:
     db = Database(settings.resolved_database_url)
     app.extensions["hub.db"] = db

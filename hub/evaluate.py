@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from rq import Queue, Retry
@@ -23,12 +23,12 @@ from hub import runtime
 from hub.actions import ACTIONS
 from hub.actions.batch import ACTION_FAILURE_TTL, ACTION_RESULT_TTL, action_retry
 from hub.conditions import parse_time, to_plain
-from hub.db import bulk_insert, bulk_update
+from hub.db import bulk_insert, bulk_update, one_of
 from hub.engine import refresh
 from hub.history import DbContext, apply_limits
 from hub.ingest import notify
-from hub.models import Fact, FactStatus, Profile, RuleFiring, utcnow
-from hub.profiles import resolve_profiles
+from hub.models import Fact, FactStatus, Profile, RuleFiring, fact_dict, utcnow
+from hub.profiles import ProfileRow, resolve_profile_rows
 from hub.queue import queue, request_evaluation, wake_key
 from hub.rulefile import ActionCall
 from hub.runtime import Runtime
@@ -118,13 +118,40 @@ def evaluate_isolating(rt: Runtime, token: str, ids: list[int]) -> None:
                 )
 
 
+class ClaimedFact(NamedTuple):
+    """A claimed fact read as a plain row (ORM objects cost more than the rest of a fact)."""
+
+    id: int
+    type: str
+    source: str
+    source_id: str | None
+    occurred_at: datetime
+    profile_ref: dict[str, Any]
+    data: dict[str, Any]
+
+    @staticmethod
+    def columns() -> tuple[Any, ...]:
+        return (
+            Fact.id,
+            Fact.type,
+            Fact.source,
+            Fact.source_id,
+            Fact.occurred_at,
+            Fact.profile_ref,
+            Fact.data,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return fact_dict(*self)
+
+
 def job_key(fact_id: int, rule_name: str, index: int) -> str:
     """The deterministic RQ job id of one action: same fact, rule and index, same job."""
     rule = hashlib.sha1(rule_name.encode()).hexdigest()[:12]
     return f"act-{fact_id}-{rule}-{index}"
 
 
-def fact_document(fact: Fact, profile: Profile | None) -> dict[str, Any]:
+def fact_document(fact: Fact | ClaimedFact, profile: Profile | ProfileRow | None) -> dict[str, Any]:
     """What rules see: ``type``, ``fact.*``, ``data.*`` and ``profile.*``."""
     as_fact = fact.as_dict()
     return {
@@ -141,14 +168,13 @@ def evaluate_claimed(rt: Runtime, token: str) -> None:
     ruleset = engine.ruleset
     raised: list[dict[str, Any]] = []
     with rt.db.session() as session:
-        facts = list(
-            session.scalars(select(Fact).where(Fact.claim_token == token).order_by(Fact.id))
-        )
+        claimed = select(*ClaimedFact.columns()).where(Fact.claim_token == token).order_by(Fact.id)
+        facts = [ClaimedFact(*row) for row in session.execute(claimed)]
         if not facts:
             return
         refs = [f.profile_ref for f in facts]
         known: dict[int, dict[str, Any]] = {}
-        profiles = resolve_profiles(session, refs, fields_before=known)
+        profiles = resolve_profile_rows(session, refs, fields_before=known)
         raised = _profile_facts(facts, profiles, known)
         session.flush()
         # one statement, so that history conditions see this batch's facts
@@ -243,7 +269,7 @@ def _run_at(action: ActionCall, doc: dict[str, Any], now: Any) -> Any:
 
 
 def _profile_facts(
-    facts: Sequence[Fact], profiles: Sequence[Profile], known: dict[int, dict[str, Any]]
+    facts: Sequence[ClaimedFact], profiles: Sequence[ProfileRow], known: dict[int, dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """The hub's own facts about profiles this batch created or whose fields a source changed.
 
@@ -308,7 +334,9 @@ def _store_profile_facts(rt: Runtime, session: Any, raised: list[dict[str, Any]]
 
 def _existing_firings(session: Any, fact_ids: Sequence[int]) -> set[tuple[int, str]]:
     rows = session.execute(
-        select(RuleFiring.fact_id, RuleFiring.rule_name).where(RuleFiring.fact_id.in_(fact_ids))
+        select(RuleFiring.fact_id, RuleFiring.rule_name).where(
+            one_of(session, RuleFiring.fact_id, fact_ids)
+        )
     )
     return {(fid, name) for fid, name in rows}
 

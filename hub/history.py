@@ -17,6 +17,7 @@ from sqlalchemy import false, func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.conditions import parse_time
+from hub.db import one_of
 from hub.models import Fact, RuleFiring, utcnow
 from hub.rulefile import Rule
 
@@ -53,7 +54,10 @@ class DbContext:
                 .over(partition_by=Fact.profile_id, order_by=Fact.occurred_at.desc())
                 .label("n"),
             )
-            .where(Fact.profile_id.in_(profile_ids), *_type_filter(self.history_types))
+            .where(
+                one_of(self.session, Fact.profile_id, profile_ids),
+                *_type_filter(self.history_types),
+            )
             .subquery()
         )
         rows = self.session.execute(
@@ -102,10 +106,10 @@ class DbContext:
         for pid in profile_ids:
             self._firings[pid] = []
         query = select(RuleFiring.profile_id, RuleFiring.rule_name, RuleFiring.fired_at).where(
-            RuleFiring.profile_id.in_(profile_ids)
+            one_of(self.session, RuleFiring.profile_id, profile_ids)
         )
         if self.limited_rules is not None:
-            query = query.where(RuleFiring.rule_name.in_(self.limited_rules))
+            query = query.where(one_of(self.session, RuleFiring.rule_name, self.limited_rules))
         rows = self.session.execute(query)
         for pid, name, at in rows:
             self._firings[pid].append((name, at))

@@ -94,16 +94,39 @@ class Profile(Base):
 
     def as_dict(self) -> dict[str, Any]:
         """The profile as rules and templates see it."""
-        return {
-            "id": self.id,
-            "email": self.email,
-            "status": self.status,
-            "fields": dict(self.fields or {}),
-            "tags": list(self.tags or []),
-            "external_ids": {x.source: x.external_id for x in self.external_ids},
-            "created_at": self.created_at.isoformat() if self.created_at else None,
-            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
-        }
+        return profile_dict(
+            self.id,
+            self.email,
+            self.status,
+            self.fields,
+            self.tags,
+            {x.source: x.external_id for x in self.external_ids},
+            self.created_at,
+            self.updated_at,
+        )
+
+
+def profile_dict(
+    id: int,
+    email: str | None,
+    status: str,
+    fields: dict[str, Any] | None,
+    tags: list[str] | None,
+    external_ids: dict[str, str],
+    created_at: datetime | None,
+    updated_at: datetime | None,
+) -> dict[str, Any]:
+    """A profile as rules and templates see it (from an ORM object or a plain row)."""
+    return {
+        "id": id,
+        "email": email,
+        "status": status,
+        "fields": dict(fields or {}),
+        "tags": list(tags or []),
+        "external_ids": dict(external_ids),
+        "created_at": created_at.isoformat() if created_at else None,
+        "updated_at": updated_at.isoformat() if updated_at else None,
+    }
 
 
 class ExternalId(Base):
@@ -151,15 +174,36 @@ class Fact(Base):
 
     def as_dict(self) -> dict[str, Any]:
         """The fact as rules and templates see it."""
-        return {
-            "id": self.id,
-            "type": self.type,
-            "source": self.source,
-            "source_id": self.source_id,
-            "occurred_at": self.occurred_at.isoformat(),
-            "profile": dict(self.profile_ref or {}),
-            "data": dict(self.data or {}),
-        }
+        return fact_dict(
+            self.id,
+            self.type,
+            self.source,
+            self.source_id,
+            self.occurred_at,
+            self.profile_ref,
+            self.data,
+        )
+
+
+def fact_dict(
+    id: int,
+    type: str,
+    source: str,
+    source_id: str | None,
+    occurred_at: datetime,
+    profile_ref: dict[str, Any] | None,
+    data: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """A fact as rules and templates see it (from an ORM object or a plain row)."""
+    return {
+        "id": id,
+        "type": type,
+        "source": source,
+        "source_id": source_id,
+        "occurred_at": occurred_at.isoformat(),
+        "profile": dict(profile_ref or {}),
+        "data": dict(data or {}),
+    }
 
 
 class RuleFiring(Base):
