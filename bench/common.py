@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import requests
 from sqlalchemy import create_engine, text
@@ -17,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from hub.config import Settings
 from hub.db import Database
+from hub.engine import RuleEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,3 +83,42 @@ def serve(settings: Settings, home: Path, processes: int = 2) -> Iterator[str]:
     finally:
         web.terminate()
         web.wait(20)
+
+
+def durable_engine_rate(engine: RuleEngine, docs: Sequence[dict[str, Any]]) -> tuple[float, int]:
+    """durable_rules' C engine alone, on the ruleset the hub compiled: ready-made JSON messages
+    asserted, the firing rules' actions started and completed, retracted. The raw limit of
+    matching. Returns (documents per second, documents on which a rule fired)."""
+    messages = [json.dumps(engine.message(doc, n)) for n, doc in enumerate(docs)]
+    compiled = engine.compiled
+    assert compiled is not None
+    hits = 0
+    start = time.perf_counter()
+    for message in messages:
+        hits += bool(compiled.fired(message))
+    return len(messages) / (time.perf_counter() - start), hits
+
+
+def durable_host_rate(engine: RuleEngine, docs: Sequence[dict[str, Any]]) -> tuple[float, int]:
+    """durable_rules through its own Python API (``Host.assert_fact`` and ``retract_fact`` with
+    no-op actions) on the same rules: what a program using durable_rules directly gets."""
+    from durable import engine as durable_engine
+
+    class Host(durable_engine.Host):  # without its dispatch and timer threads
+        def _run(self) -> None:
+            return None
+
+    host = Host()
+    name = f"bench{uuid.uuid4().hex[:8]}"
+    host.set_rulesets({name: engine.durable_definition()})
+    messages = [engine.message(doc, n) for n, doc in enumerate(docs)]
+    hits = 0
+    start = time.perf_counter()
+    for message in messages:
+        try:
+            host.assert_fact(name, message)
+        except durable_engine.MessageNotHandledException:
+            continue
+        host.retract_fact(name, message)
+        hits += 1
+    return len(messages) / (time.perf_counter() - start), hits

@@ -3,12 +3,14 @@
 For 10, 100 and 1,000 generated rules (fact types, globs, comparisons, ``in``, ``contains``,
 ``none`` groups, as analysts write them) it measures:
 
-* durable_rules alone: ``assert_fact`` + ``retract_fact`` of ready-made messages on the very
-  ruleset the hub compiled (what the engine itself costs);
+* durable_rules through its Python API: ``assert_fact`` + ``retract_fact`` of ready-made
+  messages on the very ruleset the hub compiled, no-op actions (what a durable_rules program
+  gets);
+* durable_rules' C engine alone on the same ruleset and ready-made JSON (the raw limit);
 * the hub: :meth:`hub.engine.RuleEngine.match` on plain documents (building each message with
   its ``_t`` kinds, asserting, retracting, Python residuals, priority order).
 
-The hub's layer must keep at least half of durable_rules' rate. Run::
+The hub's layer must keep at least half of durable_rules' rate through its Python API. Run::
 
     python bench/rules_eval.py [--facts 5000]
 """
@@ -24,8 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from durable import engine as durable_engine  # noqa: E402
-
+from bench.common import durable_engine_rate, durable_host_rate  # noqa: E402
 from hub.conditions import Compare, Group  # noqa: E402
 from hub.engine import RuleEngine  # noqa: E402
 from hub.rulefile import Rule, RuleSet  # noqa: E402
@@ -85,21 +86,6 @@ def documents(count: int, rng: random.Random) -> list[dict[str, Any]]:
     return docs
 
 
-def durable_alone(engine: RuleEngine, docs: list[dict[str, Any]]) -> tuple[float, int]:
-    messages = [engine.message(doc, n) for n, doc in enumerate(docs)]
-    host, name = engine._host, engine._name  # noqa: SLF001 - the same compiled ruleset
-    fired = 0
-    start = time.perf_counter()
-    for message in messages:
-        try:
-            host.assert_fact(name, message)
-        except durable_engine.MessageNotHandledException:
-            continue
-        host.retract_fact(name, message)
-        fired += 1
-    return len(messages) / (time.perf_counter() - start), fired
-
-
 def hub_layer(engine: RuleEngine, docs: list[dict[str, Any]]) -> tuple[float, int]:
     start = time.perf_counter()
     results = engine.match(docs)
@@ -114,8 +100,8 @@ def main() -> int:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     print(
-        f"{'rules':>6} {'compile s':>10} {'durable alone/s':>16} {'hub layer/s':>12} "
-        f"{'ratio':>6} {'facts with a firing':>20}"
+        f"{'rules':>6} {'compile s':>10} {'durable API/s':>16} {'C engine/s':>12} "
+        f"{'hub layer/s':>12} {'ratio':>6} {'facts with a firing':>20}"
     )
     ok = True
     for n in (10, 100, 1000):
@@ -124,15 +110,16 @@ def main() -> int:
         start = time.perf_counter()
         engine = RuleEngine(rules)
         compile_s = time.perf_counter() - start
-        durable_alone(engine, docs[:200])  # warm up
+        durable_host_rate(engine, docs[:200])  # warm up
         hub_layer(engine, docs[:200])
-        raw, raw_hits = durable_alone(engine, docs)
+        raw, raw_hits = durable_host_rate(engine, docs)
+        c_engine, _ = durable_engine_rate(engine, docs)
         hub, hub_hits = hub_layer(engine, docs)
         ratio = hub / raw
         ok &= ratio >= 0.5
         print(
-            f"{n:>6} {compile_s:>10.2f} {raw:>16,.0f} {hub:>12,.0f} {ratio:>6.2f} "
-            f"{hub_hits:>10} (durable {raw_hits})"
+            f"{n:>6} {compile_s:>10.2f} {raw:>16,.0f} {c_engine:>12,.0f} {hub:>12,.0f} "
+            f"{ratio:>6.2f} {hub_hits:>10} (durable {raw_hits})"
         )
     print("hub layer keeps at least half of durable_rules' rate:", "yes" if ok else "NO")
     return 0 if ok else 1

@@ -34,7 +34,6 @@ class Settings:
     max_body_bytes: int = MAX_BODY_BYTES
     redis_prefix: str = "hub"
     fact_batch_size: int = 500
-    claim_lease_seconds: int = 60
     sweep_interval_seconds: int = 30
     pull_retry_delays: tuple[int, ...] = (30, 120, 600)  # connector pull retries, seconds
 
@@ -97,7 +96,6 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
             env, "HUB_MAX_FACTS_PER_REQUEST", MAX_FACTS_PER_REQUEST
         ),
         fact_batch_size=_positive_int(env, "HUB_FACT_BATCH_SIZE", 500),
-        claim_lease_seconds=_positive_int(env, "HUB_CLAIM_LEASE_SECONDS", 60),
         sweep_interval_seconds=_positive_int(env, "HUB_SWEEP_INTERVAL_SECONDS", 30),
         pull_retry_delays=_delays(env, "HUB_PULL_RETRY_DELAYS", (30, 120, 600)),
     )

@@ -103,13 +103,13 @@ class RuleEngine:
             self.definitions[f"r{index}"] = expr
         self.history_patterns = sorted({h.fact for rule in ruleset.rules for h in _histories(rule)})
         self.limited_rules = {r.name for r in ruleset.rules if r.once_per_profile or r.at_most}
-        self._compiled: CompiledRules | None = None
+        self.compiled: CompiledRules | None = None
         if ruleset.rules:
             try:
-                self._compiled = CompiledRules(self.definitions)
+                self.compiled = CompiledRules(self.definitions)
             except Exception:  # noqa: BLE001 - durable refuses some large expressions
                 self._degrade()
-                self._compiled = CompiledRules(self.definitions)
+                self.compiled = CompiledRules(self.definitions)
 
     def _degrade(self) -> None:
         """Rules durable refuses keep only their trigger there; Python checks the rest."""
@@ -152,7 +152,7 @@ class RuleEngine:
         """Indexes of the rules durable_rules fires per document (before residuals)."""
         if not self.ruleset.rules:
             return [[] for _ in docs]
-        compiled = self._compiled
+        compiled = self.compiled
         assert compiled is not None
         results = []
         for n, doc in enumerate(docs):

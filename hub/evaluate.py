@@ -1,9 +1,11 @@
 """Evaluating stored facts against the rules, in batches, as RQ jobs on the ``facts`` queue.
 
-The facts table is the queue of record: ingest commits facts as ``pending``; a drain job
-claims a batch (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), matches it, enqueues every action
-job in one Redis pipeline, then records the firings and marks the facts ``evaluated`` in one
-transaction. A worker that dies leaves its claim to expire; the sweep hands it back.
+The facts table is the queue of record: ingest commits facts as ``pending``. A drain job takes
+a batch in one transaction: it locks pending facts (``FOR UPDATE SKIP LOCKED`` on PostgreSQL,
+so workers take disjoint batches; SQLite serialises writers), matches them, enqueues the action
+jobs in one Redis pipeline, records the firings and marks the facts ``evaluated``, and commits.
+A worker that dies mid-batch leaves no trace: its transaction is rolled back, its locks are
+released at once and the facts are still ``pending`` for the next drain.
 """
 
 from __future__ import annotations
@@ -11,13 +13,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from rq import Queue, Retry
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from hub import runtime
 from hub.actions import ACTIONS
@@ -25,7 +26,7 @@ from hub.actions.batch import ACTION_FAILURE_TTL, ACTION_RESULT_TTL, action_retr
 from hub.conditions import parse_time, to_plain
 from hub.db import bulk_insert, bulk_update, one_of
 from hub.engine import refresh
-from hub.history import DbContext, apply_limits
+from hub.history import DbContext, apply_limits, history_doc
 from hub.ingest import notify
 from hub.models import Fact, FactStatus, Profile, RuleFiring, fact_dict, utcnow
 from hub.profiles import ProfileRow, resolve_profile_rows
@@ -36,6 +37,7 @@ from hub.runtime import Runtime
 log = logging.getLogger(__name__)
 
 MAX_JOB_SECONDS = 20  # a drain job hands over after this; keeps jobs far below RQ's timeouts
+IDLE_IN_BATCH_SECONDS = 60  # PostgreSQL ends a batch transaction left idle this long
 ACTIONS_PER_JOB = 100  # actions of one queue per batch job: small enough to spread over workers
 # A batch job fails as a whole only when it overruns its timeout; its done actions are no-ops.
 BATCH_RETRY = Retry(max=3, interval=[10, 60, 300])
@@ -49,73 +51,76 @@ def drain_pending() -> int:
     started = time.monotonic()
     total = 0
     while True:
-        token = uuid.uuid4().hex
-        ids = claim_batch(rt, token)
-        if not ids:
+        taken = evaluate_next_batch(rt)
+        if not taken:
             return total
-        if len(ids) == rt.settings.fact_batch_size:
+        total += taken
+        if taken == rt.settings.fact_batch_size:
             request_evaluation(rt.settings, rt.redis)  # more waiting: let another worker join
-        evaluate_isolating(rt, token, ids)
-        total += len(ids)
         if time.monotonic() - started > MAX_JOB_SECONDS:
             request_evaluation(rt.settings, rt.redis)
             return total
 
 
-def claim_batch(rt: Runtime, token: str) -> list[int]:
-    """Mark up to one batch of pending facts as ours; return their ids."""
-    with rt.db.session() as session:
-        pending = (
-            select(Fact.id)
-            .where(Fact.status == FactStatus.PENDING.value)
-            .order_by(Fact.id)
-            .limit(rt.settings.fact_batch_size)
-            .with_for_update(skip_locked=True)
-        )
-        ids = list(session.scalars(pending))
-        if ids:
-            session.execute(
-                update(Fact)
-                .where(Fact.id.in_(ids))
-                .values(
-                    status=FactStatus.EVALUATING.value,
-                    claim_token=token,
-                    claimed_at=utcnow(),
-                    attempts=Fact.attempts + 1,
-                )
-            )
-    return ids
+def evaluate_next_batch(rt: Runtime) -> int:
+    """Evaluate the next batch of pending facts; return its size (0: nothing pending).
 
-
-def evaluate_isolating(rt: Runtime, token: str, ids: list[int]) -> None:
-    """Evaluate a claimed batch; if it fails, evaluate fact by fact so one bad fact fails alone."""
+    If the batch fails, its facts are evaluated one by one, so that one bad fact fails alone.
+    """
+    ids: list[int] = []
     try:
-        evaluate_claimed(rt, token)
-        return
+        with rt.db.session() as session:
+            facts = lock_pending(session, limit=rt.settings.fact_batch_size)
+            ids = [f.id for f in facts]
+            raised = evaluate_locked(rt, session, facts)
     except Exception:
+        if not ids:
+            raise  # nothing was taken: the database itself failed
         log.exception("batch of %d facts failed; evaluating them one by one", len(ids))
-    for fact_id in ids:
-        single = uuid.uuid4().hex
+        for fact_id in ids:
+            evaluate_one(rt, fact_id)
+        return len(ids)
+    if raised:
+        notify(rt.settings, rt.redis)
+    return len(ids)
+
+
+def evaluate_one(rt: Runtime, fact_id: int) -> None:
+    """Evaluate one pending fact alone; if that fails too, mark it ``failed`` with the error."""
+    try:
+        with rt.db.session() as session:
+            raised = evaluate_locked(rt, session, lock_pending(session, ids=[fact_id]))
+    except Exception as exc:
+        log.exception("fact %d could not be evaluated", fact_id)
         with rt.db.session() as session:
             session.execute(
                 update(Fact)
-                .where(Fact.id == fact_id, Fact.claim_token == token)
-                .values(claim_token=single)
+                .where(Fact.id == fact_id, Fact.status == FactStatus.PENDING.value)
+                .values(status=FactStatus.FAILED.value, error=f"{type(exc).__name__}: {exc}")
             )
-        try:
-            evaluate_claimed(rt, single)
-        except Exception as exc:
-            log.exception("fact %d could not be evaluated", fact_id)
-            with rt.db.session() as session:
-                session.execute(
-                    update(Fact)
-                    .where(Fact.id == fact_id, Fact.claim_token == single)
-                    .values(
-                        status=FactStatus.FAILED.value,
-                        claim_token=None,
-                        error=f"{type(exc).__name__}: {exc}",
-                    )
-                )
+        return
+    if raised:
+        notify(rt.settings, rt.redis)
+
+
+def lock_pending(
+    session: Any, *, limit: int | None = None, ids: Sequence[int] | None = None
+) -> list[ClaimedFact]:
+    """Pending facts, oldest first, locked until the session's transaction ends.
+
+    PostgreSQL skips rows another worker holds and drops the locks of a worker whose
+    connection dies; a transaction left idle (a worker stuck) is ended after
+    :data:`IDLE_IN_BATCH_SECONDS`. SQLite takes the write lock when the transaction begins.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text(f"SET LOCAL idle_in_transaction_session_timeout = '{IDLE_IN_BATCH_SECONDS}s'")
+        )
+    query = select(*ClaimedFact.columns()).where(Fact.status == FactStatus.PENDING.value)
+    if ids is not None:
+        query = query.where(Fact.id.in_(ids))
+    query = query.order_by(Fact.id).limit(limit).with_for_update(skip_locked=True)
+    return [ClaimedFact(*row) for row in session.execute(query)]
 
 
 class ClaimedFact(NamedTuple):
@@ -162,92 +167,86 @@ def fact_document(fact: Fact | ClaimedFact, profile: Profile | ProfileRow | None
     }
 
 
-def evaluate_claimed(rt: Runtime, token: str) -> None:
-    """Evaluate the facts claimed under ``token``: match, enqueue actions, record firings."""
+def evaluate_locked(rt: Runtime, session: Any, facts: list[ClaimedFact]) -> bool:
+    """Evaluate facts locked in ``session``: match, enqueue actions, record firings.
+
+    Returns whether it stored facts of the hub's own (``profile.created``, ...) that a
+    worker should be woken for once the transaction is committed.
+    """
+    if not facts:
+        return False
     engine = rt.engine
     ruleset = engine.ruleset
-    raised: list[dict[str, Any]] = []
-    with rt.db.session() as session:
-        claimed = select(*ClaimedFact.columns()).where(Fact.claim_token == token).order_by(Fact.id)
-        facts = [ClaimedFact(*row) for row in session.execute(claimed)]
-        if not facts:
-            return
-        refs = [f.profile_ref for f in facts]
-        known: dict[int, dict[str, Any]] = {}
-        profiles = resolve_profile_rows(session, refs, fields_before=known)
-        raised = _profile_facts(facts, profiles, known)
-        session.flush()
-        # one statement, so that history conditions see this batch's facts
-        bulk_update(
-            session,
-            Fact,
-            [{"id": f.id, "profile_id": p.id} for f, p in zip(facts, profiles, strict=True)],
-        )
-        docs = [fact_document(f, p) for f, p in zip(facts, profiles, strict=True)]
-        now = utcnow()
-        ctx = DbContext(
-            session,
-            now,
-            batch_profiles={p.id for p in profiles},
-            history_types=engine.history_patterns,
-            limited_rules=engine.limited_rules,
-        )
-        matches = engine.match(docs, ctx)
-        already = _existing_firings(session, [f.id for f in facts])
-        actions: list[Planned] = []
-        firings = []
-        for fact, profile, doc, rules in zip(facts, profiles, docs, matches, strict=True):
-            fresh = [r for r in rules if (fact.id, r.name) not in already]
-            allowed, _held = apply_limits(fresh, profile.id, ctx.firings, now)
-            for rule in allowed:
-                records = []
-                for index, action in enumerate(rule.actions):
-                    key = job_key(fact.id, rule.name, index)
-                    record = {
-                        "job_id": key,
-                        "action": action.name,
-                        "queue": ACTIONS[action.name].queue,
-                    }
-                    records.append(record)
-                    try:
-                        run_at = _run_at(action, doc, now)
-                    except Exception as exc:  # a date from bad data: skip this action only
-                        record["skipped"] = f"{type(exc).__name__}: {exc}"
-                        continue
-                    if run_at is not None:
-                        record["run_at"] = run_at.isoformat()
-                    actions.append(
-                        Planned(action, key, fact.id, profile.id, rule.name, run_at, record)
-                    )
-                ctx.record(profile.id, rule.name, now)
-                firings.append(
-                    {
-                        "fact_id": fact.id,
-                        "profile_id": profile.id,
-                        "rule_name": rule.name,
-                        "rule_file": rule.file,
-                        "ruleset_version": ruleset.version,
-                        "jobs": records,
-                        "fired_at": now,
-                    }
-                )
-        jobs = plan_jobs(actions)  # names each record's batch job before the firings are stored
-        bulk_insert(session, RuleFiring.__table__, firings)
-        session.execute(
-            update(Fact)
-            .where(Fact.claim_token == token)
-            .values(
-                status=FactStatus.EVALUATED.value, evaluated_at=now, claim_token=None, error=None
+    refs = [f.profile_ref for f in facts]
+    known: dict[int, dict[str, Any]] = {}
+    profiles = resolve_profile_rows(session, refs, fields_before=known)
+    raised = _profile_facts(facts, profiles, known)
+    docs = [fact_document(f, p) for f, p in zip(facts, profiles, strict=True)]
+    now = utcnow()
+    ctx = DbContext(
+        session,
+        now,
+        batch_profiles={p.id for p in profiles},
+        history_types=engine.history_patterns,
+        limited_rules=engine.limited_rules,
+        batch_facts=[
+            (p.id, history_doc(f.id, f.type, f.source, f.source_id, f.occurred_at, f.data))
+            for f, p in zip(facts, profiles, strict=True)
+        ],
+    )
+    matches = engine.match(docs, ctx)
+    already = _existing_firings(session, [f.id for f in facts])
+    actions: list[Planned] = []
+    firings = []
+    for fact, profile, doc, rules in zip(facts, profiles, docs, matches, strict=True):
+        fresh = [r for r in rules if (fact.id, r.name) not in already]
+        allowed, _held = apply_limits(fresh, profile.id, ctx.firings, now)
+        for rule in allowed:
+            records = []
+            for index, action in enumerate(rule.actions):
+                key = job_key(fact.id, rule.name, index)
+                record = {
+                    "job_id": key,
+                    "action": action.name,
+                    "queue": ACTIONS[action.name].queue,
+                }
+                records.append(record)
+                try:
+                    run_at = _run_at(action, doc, now)
+                except Exception as exc:  # a date from bad data: skip this action only
+                    record["skipped"] = f"{type(exc).__name__}: {exc}"
+                    continue
+                if run_at is not None:
+                    record["run_at"] = run_at.isoformat()
+                actions.append(Planned(action, key, fact.id, profile.id, rule.name, run_at, record))
+            ctx.record(profile.id, rule.name, now)
+            firings.append(
+                {
+                    "fact_id": fact.id,
+                    "profile_id": profile.id,
+                    "rule_name": rule.name,
+                    "rule_file": rule.file,
+                    "ruleset_version": ruleset.version,
+                    "jobs": records,
+                    "fired_at": now,
+                }
             )
-            .execution_options(synchronize_session=False)
-        )
-        # Enqueue before the commit: if Redis fails, the transaction rolls back and the facts
-        # are evaluated again later; if the commit fails, the jobs' fixed ids and the action
-        # ledger make the second evaluation's jobs no-ops.
-        _enqueue(rt, jobs)
-        stored_hub_facts = _store_profile_facts(rt, session, raised)
-    if stored_hub_facts:
-        notify(rt.settings, rt.redis)
+    jobs = plan_jobs(actions)  # names each record's batch job before the firings are stored
+    bulk_insert(session, RuleFiring.__table__, firings)
+    evaluated = FactStatus.EVALUATED.value
+    bulk_update(
+        session,
+        Fact,
+        [
+            {"id": f.id, "profile_id": p.id, "status": evaluated, "evaluated_at": now}
+            for f, p in zip(facts, profiles, strict=True)
+        ],
+    )
+    # Enqueue before the commit: if Redis fails, the transaction rolls back and the facts
+    # are evaluated again later; if the commit fails, the jobs' fixed ids and the action
+    # ledger make the second evaluation's jobs no-ops.
+    _enqueue(rt, jobs)
+    return _store_profile_facts(rt, session, raised)
 
 
 def _run_at(action: ActionCall, doc: dict[str, Any], now: Any) -> Any:
@@ -451,15 +450,3 @@ def _enqueue(rt: Runtime, jobs: list[tuple[str, Any, Any]]) -> None:
                 pipeline=pipe,
             )
         pipe.execute()
-
-
-def release_expired_claims(rt: Runtime, lease: timedelta | None = None) -> int:
-    """Hand facts claimed by a worker that died back to ``pending``; return how many."""
-    lease = lease or timedelta(seconds=rt.settings.claim_lease_seconds)
-    with rt.db.session() as session:
-        result = session.execute(
-            update(Fact)
-            .where(Fact.status == FactStatus.EVALUATING.value, Fact.claimed_at < utcnow() - lease)
-            .values(status=FactStatus.PENDING.value, claim_token=None)
-        )
-        return result.rowcount or 0

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import false, func, or_, select
 from sqlalchemy.orm import Session
 
-from hub.conditions import parse_time
+from hub.conditions import parse_time, type_matches
 from hub.db import one_of
 from hub.models import Fact, RuleFiring, utcnow
 from hub.rulefile import Rule
@@ -38,6 +38,9 @@ class DbContext:
     # fact types and its firings of rules without limits are never read.
     history_types: Sequence[str] | None = None
     limited_rules: set[str] | None = None
+    # The facts being evaluated, ``(profile id, history doc)``: not yet linked to their
+    # profiles in the database, yet part of their history for the later facts of the batch.
+    batch_facts: Sequence[tuple[int, dict[str, Any]]] = ()
 
     def _load_facts(self, profile_ids: set[int]) -> None:
         """Read the recent facts of several profiles in one query (a batch asks for many)."""
@@ -67,21 +70,17 @@ class DbContext:
         )
         for pid in profile_ids:
             self._facts[pid] = []
+        in_batch = {doc["fact"]["id"] for _pid, doc in self.batch_facts}
         for pid, fid, ftype, source, source_id, occurred_at, data, _n in rows:
-            self._facts[pid].append(
-                {
-                    "type": ftype,
-                    "fact": {
-                        "id": fid,
-                        "type": ftype,
-                        "source": source,
-                        "source_id": source_id,
-                        "occurred_at": occurred_at.isoformat(),
-                    },
-                    "data": dict(data or {}),
-                    "_at": occurred_at,  # parsed once, for the windows (see _position)
-                }
-            )
+            if fid not in in_batch:
+                self._facts[pid].append(
+                    history_doc(fid, ftype, source, source_id, occurred_at, data)
+                )
+        for pid, doc in self.batch_facts:
+            if pid in profile_ids and (
+                self.history_types is None or _wanted(doc, self.history_types)
+            ):
+                self._facts[pid].append(doc)
 
     def facts(self, doc: dict[str, Any], since: datetime | None) -> list[dict[str, Any]]:
         profile_id = (doc.get("profile") or {}).get("id")
@@ -121,6 +120,33 @@ class DbContext:
         limits ever read a profile's firings.
         """
         self._recorded.setdefault(profile_id, []).append((rule_name, at))
+
+
+def history_doc(
+    fact_id: int,
+    fact_type: str,
+    source: str,
+    source_id: str | None,
+    occurred_at: datetime,
+    data: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """A fact of a profile's past as history conditions read it."""
+    return {
+        "type": fact_type,
+        "fact": {
+            "id": fact_id,
+            "type": fact_type,
+            "source": source,
+            "source_id": source_id,
+            "occurred_at": occurred_at.isoformat(),
+        },
+        "data": dict(data or {}),
+        "_at": occurred_at,  # parsed once, for the windows (see conditions._position)
+    }
+
+
+def _wanted(doc: dict[str, Any], patterns: Sequence[str]) -> bool:
+    return any(type_matches(p, doc["type"]) for p in patterns)
 
 
 def _type_filter(patterns: Sequence[str] | None) -> list[Any]:

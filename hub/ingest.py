@@ -109,7 +109,6 @@ def _row(fact: FactIn, now: Any) -> dict[str, Any]:
         "profile_ref": fact.profile.model_dump(exclude_none=True, exclude_defaults=True),
         "data": fact.data,
         "status": FactStatus.PENDING.value,
-        "attempts": 0,
     }
 
 

@@ -36,8 +36,7 @@ class ProfileStatus(enum.StrEnum):
 class FactStatus(enum.StrEnum):
     """Where a fact is on its way through the rules."""
 
-    PENDING = "pending"  # stored, waiting for a worker
-    EVALUATING = "evaluating"  # claimed by a worker (lease in ``claimed_at``)
+    PENDING = "pending"  # stored, waiting for a worker (or locked by one evaluating it)
     EVALUATED = "evaluated"  # rules matched, firings stored, action jobs enqueued
     FAILED = "failed"  # could not be evaluated (see ``error``)
 
@@ -162,10 +161,7 @@ class Fact(Base):
         ForeignKey("profiles.id", ondelete="SET NULL"), index=True
     )
     status: Mapped[str] = mapped_column(String(20), default=FactStatus.PENDING.value)
-    claim_token: Mapped[str | None] = mapped_column(String(64), index=True)
-    claimed_at: Mapped[datetime | None]
     evaluated_at: Mapped[datetime | None]
-    attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
 
     firings: Mapped[list[RuleFiring]] = relationship(

@@ -19,6 +19,9 @@ FACTS_QUEUE = "facts"
 ACTIONS_QUEUE = "actions"
 MAIL_QUEUE = "mail"
 ALL_QUEUES = (FACTS_QUEUE, ACTIONS_QUEUE, MAIL_QUEUE)
+# A wake flag lives this long: if its drain job is lost (Redis restarted), the next request
+# after it can queue another; the sweep also wakes a worker for any pending fact.
+WAKE_SECONDS = 60
 
 _embedded: dict[Path, Any] = {}
 _embedded_lock = threading.Lock()
@@ -66,7 +69,7 @@ def request_evaluation(settings: Settings, connection: Redis) -> None:
     when it starts), so a burst of single-fact requests costs one RQ job, not one per fact.
     If Redis is down the facts stay ``pending`` and the sweep picks them up.
     """
-    if connection.set(wake_key(settings), "1", nx=True, ex=settings.claim_lease_seconds):
+    if connection.set(wake_key(settings), "1", nx=True, ex=WAKE_SECONDS):
         queue(FACTS_QUEUE, connection).enqueue(
             "hub.evaluate.drain_pending", job_timeout=600, result_ttl=60, failure_ttl=86400
         )

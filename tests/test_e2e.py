@@ -186,7 +186,7 @@ def test_worker_killed_mid_batch_loses_no_fact_and_duplicates_no_mail(
     """SIGKILL a worker while it holds a batch; a new worker finishes the work within 2 minutes."""
     total = 300
     settings = smtp_settings.with_overrides(fact_batch_size=5)
-    env = hub_env(settings, HUB_CLAIM_LEASE_SECONDS="3", HUB_SWEEP_INTERVAL_SECONDS="2")
+    env = hub_env(settings, HUB_SWEEP_INTERVAL_SECONDS="2")
     db = Database(settings.resolved_database_url)
     from hub.facts import FactIn
     from hub.ingest import store_facts
@@ -204,15 +204,9 @@ def test_worker_killed_mid_batch_loses_no_fact_and_duplicates_no_mail(
     first = start_hub(["worker", "--no-scheduler"], env, log)
     second = None
     try:
-        # kill while a batch is claimed (mid-batch), or at the latest once some work is done
-        assert wait_until(
-            lambda: (
-                count(Fact.status == "evaluating") > 0
-                or count(Fact.status == "evaluated") > total // 3
-            ),
-            60,
-            interval=0.005,
-        )
+        # kill as soon as the first batch is committed: the worker is then draining batch
+        # after batch (and sending mail), so the kill lands mid-work
+        assert wait_until(lambda: count(Fact.status == "evaluated") > 0, 60, interval=0.005)
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
         second = start_hub(["worker", "--no-scheduler"], env, log)

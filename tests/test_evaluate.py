@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from redis import Redis
 from sqlalchemy import func, select, update
 
-from hub.evaluate import claim_batch, drain_pending, evaluate_claimed, release_expired_claims
+from hub.evaluate import drain_pending, lock_pending
 from hub.facts import FactIn
 from hub.ingest import store_facts
 from hub.models import Fact, Message, Profile, RuleFiring
@@ -151,14 +150,23 @@ def test_profiles_found_by_email_case_insensitively_and_by_external_id(
         assert set(session.scalars(select(Fact.profile_id))) == {session.scalar(select(Profile.id))}
 
 
-def test_expired_claim_is_released_and_evaluated(hub_runtime: Runtime) -> None:
-    post(hub_runtime, order(), order(email="b@example.com"))
-    ids = claim_batch(hub_runtime, "dead-worker")  # a worker claims, then dies
-    assert len(ids) == 2
-    assert release_expired_claims(hub_runtime, lease=timedelta(seconds=3600)) == 0
-    assert release_expired_claims(hub_runtime, lease=timedelta(seconds=-1)) == 2
-    drain_pending()
-    assert count(hub_runtime, Fact, Fact.status == "evaluated") == 2
+def test_a_batch_held_by_a_worker_is_skipped_and_taken_up_once_it_dies(
+    hub_runtime: Runtime,
+) -> None:
+    post(hub_runtime, order(), order(email="b@example.com"), order(email="c@example.com"))
+    dying = hub_runtime.db.sessions()  # another worker, mid-batch: it holds two facts
+    held = lock_pending(dying, limit=2)
+    assert len(held) == 2
+    taken = 0
+    if not hub_runtime.db.is_sqlite:  # (SQLite has one writer at a time: the others wait)
+        taken = drain_pending()
+        assert taken == 1  # the third; the held ones are skipped, not waited for
+        assert count(hub_runtime, Fact, Fact.status == "pending") == 2
+    dying.connection().invalidate()  # the worker dies: its connection closes mid-transaction
+    dying.close()
+    assert taken + drain_pending() == 3
+    assert count(hub_runtime, Fact, Fact.status == "evaluated") == 3
+    assert count(hub_runtime, RuleFiring) == 6  # two rules per fact, once each
 
 
 def test_facts_stored_while_redis_is_down_are_picked_up_by_the_sweep(
@@ -178,11 +186,7 @@ def test_a_fact_that_cannot_be_evaluated_fails_alone(hub_runtime: Runtime) -> No
     good, bad = post(hub_runtime, order(), order(email="c@example.com"))
     with hub_runtime.db.session() as session:  # corrupt one stored fact behind the API's back
         session.execute(update(Fact).where(Fact.id == bad).values(profile_ref={"email": None}))
-    token = "t1"
-    claim_batch(hub_runtime, token)
-    from hub.evaluate import evaluate_isolating
-
-    evaluate_isolating(hub_runtime, token, [good, bad])
+    assert drain_pending() == 2  # the batch fails, then each fact is evaluated alone
     with hub_runtime.db.session() as session:
         assert session.get(Fact, good).status == "evaluated"
         failed = session.get(Fact, bad)
@@ -194,7 +198,7 @@ def test_batches_are_evaluated_in_one_job(hub_runtime: Runtime) -> None:
     assert drain_pending() == 120
     assert count(hub_runtime, Fact, Fact.status == "evaluated") == 120
     assert count(hub_runtime, RuleFiring) == 240
-    evaluate_claimed(hub_runtime, "nothing-claimed")  # a stale token finds nothing to do
+    assert drain_pending() == 0  # nothing is left pending
 
 
 def test_fields_a_source_sends_are_on_the_profile_before_rules_run(hub_runtime: Runtime) -> None:
