@@ -68,7 +68,18 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # No server-side prepared statements: PostgreSQL plans a prepared `col = ANY($1)` once,
+    # generically, and with statistics from when a table was small that plan scans the table
+    # and compares every row with every array element (measured: 0.2 s instead of 5 ms for a
+    # batch's 500 e-mails). Planning each statement anew costs well under a millisecond; it
+    # also lets the hub run behind PgBouncer in transaction mode.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        connect_args={"prepare_threshold": None},
+    )
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -145,34 +156,48 @@ def get_db() -> Database:
 
 
 def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows of ``table`` (all with the same keys) in one statement.
+    """Insert many rows of ``table`` (all with the same keys) in the session's transaction.
 
     psycopg's executemany adapts and sends the rows one by one (about 50 µs a row measured
-    here, several times the server's own work); on PostgreSQL the rows go instead as one JSON
-    document that ``json_to_recordset`` unpacks on the server. Elsewhere (SQLite, in-process)
-    an executemany is already cheap.
+    here, several times the server's own work); on PostgreSQL the rows are streamed with
+    ``COPY`` instead, about twice as fast again as one ``INSERT ... SELECT`` from a JSON
+    document. Elsewhere (SQLite, in-process) an executemany is already cheap.
     """
     if not rows:
         return
     if session.get_bind().dialect.name != "postgresql":
         session.execute(table.insert(), rows)
         return
+    import json
+
+    from sqlalchemy import JSON
+
+    dialect = session.get_bind().dialect
     names = list(rows[0])
+    convert = []
+    for name in names:
+        column_type = table.c[name].type
+        if isinstance(column_type, JSON):
+            convert.append(lambda v: None if v is None else json.dumps(v, ensure_ascii=False))
+        elif hasattr(column_type, "process_bind_param"):  # a TypeDecorator such as UTCDateTime
+            convert.append(lambda v, t=column_type: t.process_bind_param(v, dialect))
+        else:
+            convert.append(None)
     columns = ", ".join(f'"{n}"' for n in names)
-    session.execute(
-        text(
-            f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} '
-            f"FROM {_recordset(session, table, names)}"
-        ),
-        {"rows": _rows_json(session, table, names, rows)},
-    )
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row(
+                [row[n] if f is None else f(row[n]) for n, f in zip(names, convert, strict=True)]
+            )
 
 
 def bulk_update(session: Session, entity: Any, rows: list[dict[str, Any]]) -> None:
     """Update many rows of an ORM ``entity`` by primary key ``id``, each with its own values.
 
-    One ``UPDATE ... FROM json_to_recordset()`` on PostgreSQL (see :func:`bulk_insert`); the
-    ORM's bulk update by primary key elsewhere.
+    One ``UPDATE ... FROM json_to_recordset()`` on PostgreSQL: the rows go as one JSON
+    document, not one by one as psycopg's executemany sends them; the ORM's bulk update by
+    primary key elsewhere.
     """
     if not rows:
         return

@@ -10,6 +10,7 @@ released at once and the facts are still ``pending`` for the next drain.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -152,8 +153,12 @@ class ClaimedFact(NamedTuple):
 
 def job_key(fact_id: int, rule_name: str, index: int) -> str:
     """The deterministic RQ job id of one action: same fact, rule and index, same job."""
-    rule = hashlib.sha1(rule_name.encode()).hexdigest()[:12]
-    return f"act-{fact_id}-{rule}-{index}"
+    return f"act-{fact_id}-{_rule_hash(rule_name)}-{index}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _rule_hash(rule_name: str) -> str:
+    return hashlib.sha1(rule_name.encode()).hexdigest()[:12]
 
 
 def fact_document(fact: Fact | ClaimedFact, profile: Profile | ProfileRow | None) -> dict[str, Any]:
