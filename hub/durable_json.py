@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from hub.conditions import (
+    _MISSING,
     ORDERED,
     PYTHON_ONLY_OPS,
     Compare,
@@ -53,14 +54,47 @@ class PathIndex:
 
     def __init__(self) -> None:
         self.keys: dict[str, str] = {}
+        self._outer_first: list[tuple[str, str]] = []
 
     def key(self, path: str) -> str:
         if path not in self.keys:
             self.keys[path] = f"k{len(self.keys)}"
+            # enclosing paths before the paths inside them (see message)
+            self._outer_first = sorted(self.keys.items(), key=lambda item: item[0].count("."))
         return f"_t.{self.keys[path]}"
 
     def kinds(self, doc: dict[str, Any]) -> dict[str, str]:
         return {k: kind(lookup(doc, path)) for path, k in self.keys.items()}
+
+    def message(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """What durable needs of ``doc``: its type, the compared paths and their kinds.
+
+        durable_rules' expressions refer to nothing else (every comparison goes through
+        :meth:`key`), so the rest of the document (profile fields, tags, ids, times) is left
+        out: JSON to write and for durable to parse is then a fraction of the document.
+        """
+        out: dict[str, Any] = {"type": doc.get("type")}
+        kinds: dict[str, str] = {}
+        ours = {id(out)}  # dicts built here; a value taken from ``doc`` is never written into
+        for path, k in self._outer_first:
+            value = lookup(doc, path)
+            kinds[k] = kind(value)
+            if value is _MISSING:
+                continue
+            node = out
+            *parents, last = path.split(".")
+            for part in parents:
+                child = node.get(part)
+                if child is None:
+                    child = node[part] = {}
+                    ours.add(id(child))
+                elif id(child) not in ours:
+                    break  # an enclosing path already carries this value whole
+                node = child
+            else:
+                node.setdefault(last, value)
+        out["_t"] = kinds
+        return out
 
 
 def rule_to_durable(
@@ -167,6 +201,11 @@ def _compare_to_durable(c: Compare, paths: PathIndex, negate: bool) -> dict[str,
     if op == "ne":  # present and not equal
         return _or(absent, eq(c.value, False)) if negate else _and(present, eq(c.value, True))
     if op in ORDERED:
+        if isinstance(c.value, str) and any(ch < '"' for ch in c.value):
+            # durable compares a text over the length of the rule's value and reads past the
+            # end of a shorter text into its closing quote: "A" > "A b" holds there. Only a
+            # character sorting before '"' (space, "!", control characters) can tell.
+            return None
         k = kind(c.value)
         if negate:
             flipped = {"gt": "$lte", "gte": "$lt", "lt": "$gte", "lte": "$gt"}[op]

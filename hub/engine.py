@@ -146,7 +146,9 @@ class RuleEngine:
 
     def message(self, doc: dict[str, Any], n: int) -> dict[str, Any]:
         """The document as durable sees it: with ``_t``, the kinds of the compared paths."""
-        return dict(doc, _t=self.paths.kinds(doc), sid="0", id=f"d{n}")
+        message = self.paths.message(doc)
+        message["sid"], message["id"] = "0", f"d{n}"
+        return message
 
     def durable_fired(self, docs: Sequence[dict[str, Any]]) -> list[list[int]]:
         """Indexes of the rules durable_rules fires per document (before residuals)."""

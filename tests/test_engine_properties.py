@@ -12,7 +12,16 @@ from hub.conditions import Compare, Group
 from hub.engine import RuleEngine, reference_match
 from hub.rulefile import Rule, RuleSet
 
-PATHS = ["data.a", "data.b", "profile.fields.x", "profile.tags", "fact.source"]
+# "data" and "profile.fields" enclose other paths: durable gets only the compared paths
+PATHS = [
+    "data.a",
+    "data.b",
+    "data",
+    "profile.fields.x",
+    "profile.fields",
+    "profile.tags",
+    "fact.source",
+]
 TEXTS = st.text(alphabet="abcAB. -", max_size=4)
 WORDS = st.text(alphabet="abcAB. -", min_size=1, max_size=4)  # ordering and contains
 NUMBERS = st.one_of(st.integers(-5, 5), st.sampled_from([0.5, -1.5, 2.0, 1e3]))
@@ -113,3 +122,40 @@ def test_none_is_the_negation_of_any(cond: Any, doc: dict[str, Any]) -> None:
     )
     (fired,) = RuleEngine(rs).match([doc])
     assert len(fired) == 1  # exactly one of a condition and its negation holds
+
+
+def test_durable_gets_only_the_compared_paths_and_the_document_is_left_alone() -> None:
+    rules = RuleSet(
+        rules=(
+            Rule(
+                name="r",
+                file="f.yaml",
+                line=1,
+                fact_pattern="order.*",
+                condition=Group(
+                    "all",
+                    (
+                        Compare("data.total", "gte", 50),
+                        Compare("data", "exists", True),
+                        Compare("profile.status", "eq", "subscribed"),
+                    ),
+                ),
+                actions=(),
+            ),
+        ),
+        version="v",
+    )
+    engine = RuleEngine(rules)
+    doc = {
+        "type": "order.placed",
+        "fact": {"id": 1, "source": "shop"},
+        "data": {"total": 80, "lines": [1, 2]},
+        "profile": {"status": "subscribed", "fields": {"name": "Ann"}, "tags": ["x"]},
+    }
+    before = repr(doc)
+    message = engine.message(doc, 0)
+    assert message["data"] == {"total": 80, "lines": [1, 2]}  # "data" is compared whole
+    assert message["profile"] == {"status": "subscribed"}
+    assert "fact" not in message
+    assert repr(doc) == before
+    assert [r.name for r in engine.match([doc])[0]] == ["r"]
