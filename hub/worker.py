@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from rq import SimpleWorker
@@ -29,6 +30,7 @@ def run_worker(settings: Settings, *, burst: bool = False) -> bool:
     rt = Runtime.build(settings)
     runtime.install(rt)
     _ = rt.engine  # load and compile the rules now
+    tune_gc()
     worker = SimpleWorker(
         [queue(name, rt.redis) for name in ALL_QUEUES],
         connection=rt.redis,
@@ -36,6 +38,22 @@ def run_worker(settings: Settings, *, burst: bool = False) -> bool:
         maintenance_interval=MAINTENANCE_INTERVAL,
     )
     return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+
+
+def tune_gc() -> None:
+    """Fewer garbage collections in a worker process, none over what it holds from the start.
+
+    Evaluating a batch of 500 facts allocates several hundred thousand short-lived containers
+    (documents, rows, records); with CPython's default threshold (700) that is a collection
+    every few hundred, and each older-generation one walks every object the process holds
+    (imported modules, compiled rules, pools). Objects alive after start-up are frozen out of
+    collection and the young generation is collected every 20,000 allocations: cycles are
+    still collected, memory stays bounded, and evaluation spends about a tenth less time
+    (docs/benchmarks.md).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
 
 
 def run_scheduler(settings: Settings) -> None:
