@@ -169,7 +169,9 @@ end
 """
 
 
-def wrk_rate(url: str, key: str, script: str, facts_per_request: int) -> float | None:
+def wrk_rate(
+    url: str, key: str, script: str, facts_per_request: int, seconds: int = 10
+) -> float | None:
     """Facts per second measured by wrk (a C load generator), or None if wrk is missing.
 
     Python client threads on the same 2 cores take CPU from the server they measure; wrk
@@ -183,7 +185,7 @@ def wrk_rate(url: str, key: str, script: str, facts_per_request: int) -> float |
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(headers + script)
     out = subprocess.run(
-        ["wrk", "-t2", "-c16", "-d10s", "-s", fh.name, url],
+        ["wrk", "-t2", "-c16", f"-d{seconds}s", "-s", fh.name, url],
         capture_output=True,
         text=True,
         check=True,
@@ -198,6 +200,8 @@ def wrk_rate(url: str, key: str, script: str, facts_per_request: int) -> float |
 def bench_ingest(settings: Settings, key: str, runs: int, home: Path) -> tuple[float, float]:
     with serve(settings, home) as root:
         url = f"{root}/api/v1/facts"
+        for script, per_request in ((WRK_SINGLE, 1), (WRK_BATCH, 100)):  # warm up, not counted
+            wrk_rate(root, key, script, per_request, seconds=3)
         wrk_single = [wrk_rate(root, key, WRK_SINGLE, 1) for _ in range(runs)]
         wrk_batch = [wrk_rate(root, key, WRK_BATCH, 100) for _ in range(runs)]
         if wrk_single[0] is not None:
