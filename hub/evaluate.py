@@ -125,7 +125,7 @@ def lock_pending(
 
 
 class ClaimedFact(NamedTuple):
-    """A claimed fact read as a plain row (ORM objects cost more than the rest of a fact)."""
+    """A fact taken for evaluation, read as a plain row (an ORM object costs more to load)."""
 
     id: int
     type: str
@@ -148,7 +148,7 @@ class ClaimedFact(NamedTuple):
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return fact_dict(*self)
+        return fact_dict(self)
 
 
 def job_key(fact_id: int, rule_name: str, index: int) -> str:

@@ -93,38 +93,20 @@ class Profile(Base):
 
     def as_dict(self) -> dict[str, Any]:
         """The profile as rules and templates see it."""
-        return profile_dict(
-            self.id,
-            self.email,
-            self.status,
-            self.fields,
-            self.tags,
-            {x.source: x.external_id for x in self.external_ids},
-            self.created_at,
-            self.updated_at,
-        )
+        return profile_dict(self, {x.source: x.external_id for x in self.external_ids})
 
 
-def profile_dict(
-    id: int,
-    email: str | None,
-    status: str,
-    fields: dict[str, Any] | None,
-    tags: list[str] | None,
-    external_ids: dict[str, str],
-    created_at: datetime | None,
-    updated_at: datetime | None,
-) -> dict[str, Any]:
-    """A profile as rules and templates see it (from an ORM object or a plain row)."""
+def profile_dict(profile: Any, external_ids: dict[str, str]) -> dict[str, Any]:
+    """A profile as rules and templates see it, from an ORM object or a plain row."""
     return {
-        "id": id,
-        "email": email,
-        "status": status,
-        "fields": dict(fields or {}),
-        "tags": list(tags or []),
+        "id": profile.id,
+        "email": profile.email,
+        "status": profile.status,
+        "fields": dict(profile.fields or {}),
+        "tags": list(profile.tags or []),
         "external_ids": dict(external_ids),
-        "created_at": created_at.isoformat() if created_at else None,
-        "updated_at": updated_at.isoformat() if updated_at else None,
+        "created_at": profile.created_at.isoformat() if profile.created_at else None,
+        "updated_at": profile.updated_at.isoformat() if profile.updated_at else None,
     }
 
 
@@ -170,35 +152,19 @@ class Fact(Base):
 
     def as_dict(self) -> dict[str, Any]:
         """The fact as rules and templates see it."""
-        return fact_dict(
-            self.id,
-            self.type,
-            self.source,
-            self.source_id,
-            self.occurred_at,
-            self.profile_ref,
-            self.data,
-        )
+        return fact_dict(self)
 
 
-def fact_dict(
-    id: int,
-    type: str,
-    source: str,
-    source_id: str | None,
-    occurred_at: datetime,
-    profile_ref: dict[str, Any] | None,
-    data: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """A fact as rules and templates see it (from an ORM object or a plain row)."""
+def fact_dict(fact: Any) -> dict[str, Any]:
+    """A fact as rules and templates see it, from an ORM object or a plain row."""
     return {
-        "id": id,
-        "type": type,
-        "source": source,
-        "source_id": source_id,
-        "occurred_at": occurred_at.isoformat(),
-        "profile": dict(profile_ref or {}),
-        "data": dict(data or {}),
+        "id": fact.id,
+        "type": fact.type,
+        "source": fact.source,
+        "source_id": fact.source_id,
+        "occurred_at": fact.occurred_at.isoformat(),
+        "profile": dict(fact.profile_ref or {}),
+        "data": dict(fact.data or {}),
     }
 
 

@@ -69,16 +69,7 @@ class ProfileRow:
     external_ids: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return profile_dict(
-            self.id,
-            self.email,
-            self.status,
-            self.fields,
-            self.tags,
-            self.external_ids,
-            self.created_at,
-            self.updated_at,
-        )
+        return profile_dict(self, self.external_ids)
 
 
 def resolve_profile_rows(
