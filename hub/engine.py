@@ -58,9 +58,13 @@ class CompiledRules:
         )
 
     def __del__(self) -> None:
+        """Free the C engine's ruleset when a reloaded rule set replaces this one."""
         handle = getattr(self, "handle", None)
         if handle is not None:
-            durable.delete_ruleset(handle)
+            try:
+                durable.delete_ruleset(handle)
+            except Exception:  # noqa: BLE001, S110 - at interpreter exit the module may be gone
+                pass
 
     def fired(self, message: str) -> list[int]:
         """Assert ``message`` (JSON), collect the firing rules' indexes, retract it."""
