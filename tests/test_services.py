@@ -259,3 +259,28 @@ def test_tags_unsubscribe_delete_and_post_fact(svc: ProfileService, hub_runtime:
         ("order.placed", {"total": 80}),
         ("profile.deleted", {"id": pid}),
     ]
+
+
+def test_delete_skips_a_fact_a_worker_is_evaluating(
+    svc: ProfileService, hub_runtime: Runtime
+) -> None:
+    from hub.evaluate import lock_pending
+
+    pid = svc.create("a@example.com", {}, [])["id"]
+    held_id, _ = svc.post_fact(pid, "order.placed", {"total": 80}, "held")
+    waiting_id, _ = svc.post_fact(pid, "order.placed", {"total": 90}, "waiting")
+    # a worker mid-batch holds the first order (SQLite has one writer at a time: there a
+    # worker and a delete cannot overlap, and both orders are settled by the delete)
+    overlap = not hub_runtime.db.is_sqlite
+    worker = hub_runtime.db.sessions()
+    try:
+        if overlap:
+            assert [f.id for f in lock_pending(worker, ids=[held_id])] == [held_id]
+        svc.delete(pid)  # returns at once: it does not wait for (or deadlock with) the batch
+        with hub_runtime.db.session() as session:
+            status = dict(session.execute(select(Fact.id, Fact.status)).all())
+        assert status[waiting_id] == "failed"
+        assert status[held_id] == ("pending" if overlap else "failed")  # the worker's to settle
+    finally:
+        worker.rollback()
+        worker.close()

@@ -216,7 +216,7 @@ class ProfileService:
         Evaluating a fact resolves, and so would re-create, the contact it names. So the
         deletion fact is stored as already evaluated, and facts about this contact still
         waiting for a worker are settled as ``failed`` with the reason: no rule acts (or mails)
-        on a contact that was deleted. A fact a worker has already claimed can still
+        on a contact that was deleted. A fact a worker is evaluating at that moment can still
         re-create the contact; ``docs/soap.md`` says so.
         """
         with self._writing() as (session, facts):
@@ -233,9 +233,16 @@ class ProfileService:
             ]
             if profile.email:
                 about.append(Fact.profile_ref["email"].as_string() == profile.email)
+            # facts a worker holds in its batch right now are skipped, not waited for: waiting
+            # could deadlock with that batch, which locks this profile to store its firings
+            waiting = (
+                select(Fact.id)
+                .where(Fact.status == FactStatus.PENDING.value, or_(*about))
+                .with_for_update(skip_locked=True)
+            )
             session.execute(
                 update(Fact)
-                .where(Fact.status == FactStatus.PENDING.value, or_(*about))
+                .where(Fact.id.in_(waiting))
                 .values(
                     status=FactStatus.FAILED.value,
                     error=f"profile {profile.id} was deleted before this fact was evaluated",
