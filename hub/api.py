@@ -120,8 +120,9 @@ def action_status(record: dict[str, Any], ledger: dict[str, str]) -> str:
     if "skipped" in record:
         return "skipped"
     done = ledger.get(record["job_id"])
-    if done is not None:
-        return done.split(":")[0] if done.split(":")[0] in ("cancelled", "skipped") else "finished"
+    if done is not None:  # the ledger says "cancelled", "skipped:<action>" or the action
+        word = done.split(":")[0]
+        return word if word in ("cancelled", "skipped") else "finished"
     for job_id in (record["job_id"], record.get("batch_job")):
         if not job_id:
             continue

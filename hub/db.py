@@ -6,16 +6,18 @@ build it from settings once per worker process.
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from flask import Flask, current_app
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import JSON, Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import Settings
@@ -139,12 +141,18 @@ def alembic_config(url: str, engine: Engine | None = None) -> Config:
     return cfg
 
 
-def dialect_insert(session: Session, table: Any) -> Any:
-    """``INSERT`` of the session's dialect, which offers ``on_conflict_do_nothing``."""
+def dialect_insert(bind: Session | Connection | str, table: Any) -> Any:
+    """``INSERT`` of the dialect of a session, a connection or a dialect name, which offers
+    ``on_conflict_do_nothing``."""
     from sqlalchemy.dialects.postgresql import insert as pg_insert
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    dialect = session.get_bind().dialect.name
+    if isinstance(bind, str):
+        dialect = bind
+    elif isinstance(bind, Connection):
+        dialect = bind.dialect.name
+    else:
+        dialect = bind.get_bind().dialect.name
     return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
 
 
@@ -199,21 +207,8 @@ def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
     if session.get_bind().dialect.name != "postgresql":
         session.execute(table.insert(), rows)
         return
-    import json
-
-    from sqlalchemy import JSON
-
-    dialect = session.get_bind().dialect
     names = list(rows[0])
-    convert = []
-    for name in names:
-        column_type = table.c[name].type
-        if isinstance(column_type, JSON):
-            convert.append(lambda v: None if v is None else json.dumps(v, ensure_ascii=False))
-        elif hasattr(column_type, "process_bind_param"):  # a TypeDecorator such as UTCDateTime
-            convert.append(lambda v, t=column_type: t.process_bind_param(v, dialect))
-        else:
-            convert.append(None)
+    convert = _bind_converters(session, table, names, json_columns=True)
     columns = ", ".join(f'"{n}"' for n in names)
     cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     with cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
@@ -258,17 +253,12 @@ def _recordset(session: Session, table: Any, names: list[str]) -> str:
 
 def _rows_json(session: Session, table: Any, names: list[str], rows: list[dict[str, Any]]) -> str:
     """The rows as one JSON array, values as their column types bind them (UTC times...)."""
-    import json
-    from datetime import date
-
-    dialect = session.get_bind().dialect
-    decorated = [
-        (n, table.c[n].type.process_bind_param)
-        for n in names
-        if hasattr(table.c[n].type, "process_bind_param")
-    ]
-    if decorated:
-        rows = [row | {n: process(row[n], dialect) for n, process in decorated} for row in rows]
+    convert = _bind_converters(session, table, names, json_columns=False)
+    if any(convert):
+        rows = [
+            {n: row[n] if f is None else f(row[n]) for n, f in zip(names, convert, strict=True)}
+            for row in rows
+        ]
 
     def default(value: Any) -> Any:
         if isinstance(value, date):
@@ -276,3 +266,21 @@ def _rows_json(session: Session, table: Any, names: list[str], rows: list[dict[s
         raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
     return json.dumps(rows, default=default, ensure_ascii=False)
+
+
+def _bind_converters(
+    session: Session, table: Any, names: list[str], *, json_columns: bool
+) -> list[Callable[[Any], Any] | None]:
+    """Per column, what turns a value into what the database takes, or None to pass it as is:
+    a type decorator's own conversion (UTC times), and with ``json_columns`` JSON text."""
+    dialect = session.get_bind().dialect
+    convert: list[Callable[[Any], Any] | None] = []
+    for name in names:
+        column_type = table.c[name].type
+        if json_columns and isinstance(column_type, JSON):
+            convert.append(lambda v: None if v is None else json.dumps(v, ensure_ascii=False))
+        elif hasattr(column_type, "process_bind_param"):  # a TypeDecorator such as UTCDateTime
+            convert.append(lambda v, t=column_type: t.process_bind_param(v, dialect))
+        else:
+            convert.append(None)
+    return convert

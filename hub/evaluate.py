@@ -23,7 +23,13 @@ from sqlalchemy import select, text, update
 
 from hub import runtime
 from hub.actions import ACTIONS
-from hub.actions.batch import ACTION_FAILURE_TTL, ACTION_RESULT_TTL, action_retry
+from hub.actions.batch import (
+    ACTION_FAILURE_TTL,
+    ACTION_RESULT_TTL,
+    Item,
+    action_retry,
+    unpack,
+)
 from hub.conditions import parse_time, to_plain
 from hub.db import bulk_insert, bulk_update, one_of
 from hub.engine import refresh
@@ -357,22 +363,16 @@ class Planned(NamedTuple):
     record: dict[str, Any]  # the firing's record of it, told which batch job carries it
 
 
-def _call(planned: Planned) -> tuple[str, dict[str, Any]]:
-    """The job function and keyword arguments that run one action."""
-    action = planned.action
-    kwargs: dict[str, Any] = {
-        "job_key": planned.key,
-        "fact_id": planned.fact_id,
-        "profile_id": planned.profile_id,
-        "params": action.params,
-        "rule_name": planned.rule_name,
-    }
-    if planned.run_at is None:
-        return ACTIONS[action.name].job, kwargs
-    # a follow-up: re-checks ``unless`` when due, then runs the action
-    kwargs["action"] = action.name
-    kwargs["unless"] = to_plain(action.unless) if action.unless else None
-    return "hub.followups.run_followup", kwargs
+def _item(planned: Planned) -> Item:
+    """The action as a batch job carries it (see :mod:`hub.actions.batch`)."""
+    return (
+        ACTIONS[planned.action.name].job,
+        planned.key,
+        planned.fact_id,
+        planned.profile_id,
+        planned.rule_name,
+        planned.action.params,
+    )
 
 
 def plan_jobs(actions: Sequence[Planned]) -> list[tuple[str, Any, Any]]:
@@ -389,9 +389,12 @@ def plan_jobs(actions: Sequence[Planned]) -> list[tuple[str, Any, Any]]:
         if planned.run_at is None:
             now_by_queue.setdefault(spec.queue, []).append(planned)
             continue
-        func, kwargs = _call(planned)
+        # a follow-up: re-checks ``unless`` when due, then runs the action
+        _job, kwargs = unpack(_item(planned))
+        kwargs["action"] = planned.action.name
+        kwargs["unless"] = to_plain(planned.action.unless) if planned.action.unless else None
         data = Queue.prepare_data(
-            func,
+            "hub.followups.run_followup",
             kwargs=kwargs,
             job_id=planned.key,
             retry=action_retry(),
@@ -404,18 +407,8 @@ def plan_jobs(actions: Sequence[Planned]) -> list[tuple[str, Any, Any]]:
             chunk = planned_now[start : start + ACTIONS_PER_JOB]
             keys = "\0".join(p.key for p in chunk)
             batch_id = f"acts-{hashlib.sha1(keys.encode()).hexdigest()[:20]}"
-            items = []
-            for p in chunk:  # tuples: a batch job's payload is pickled, smaller is faster
-                items.append(
-                    (
-                        ACTIONS[p.action.name].job,
-                        p.key,
-                        p.fact_id,
-                        p.profile_id,
-                        p.rule_name,
-                        p.action.params,
-                    )
-                )
+            items = [_item(p) for p in chunk]  # tuples: the payload is pickled, smaller is faster
+            for p in chunk:
                 p.record["batch_job"] = batch_id
             data = Queue.prepare_data(
                 "hub.actions.batch.run_actions",

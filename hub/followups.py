@@ -11,7 +11,6 @@ cancellation in the action ledger first, so a job already on its way still does 
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
@@ -23,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hub import runtime
 from hub.actions import ACTIONS
+from hub.actions.batch import resolve
 from hub.conditions import describe, evaluate, from_plain
 from hub.evaluate import fact_document
 from hub.history import DbContext
@@ -65,9 +65,7 @@ def run_followup(
                 )
                 log.info("follow-up %s skipped: unless %s", job_key, held)
                 return f"skipped: unless {held}"
-    module, _, name = ACTIONS[action].job.rpartition(".")
-    func = getattr(importlib.import_module(module), name)
-    return func(
+    return resolve(ACTIONS[action].job)(
         job_key=job_key, fact_id=fact_id, profile_id=profile_id, params=params, rule_name=rule_name
     )
 

@@ -15,12 +15,10 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import Connection, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from hub.config import Settings
-from hub.db import Database, pairs_filter
+from hub.db import Database, dialect_insert, pairs_filter
 from hub.facts import FactIn
 from hub.models import Fact, FactStatus, utcnow
 from hub.queue import request_evaluation
@@ -60,9 +58,8 @@ def store_facts(
 def _insert_keyed(dialect: str) -> Any:
     """``INSERT ... ON CONFLICT (source, source_id) DO NOTHING RETURNING``, built once."""
     table = Fact.__table__
-    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
     return (
-        insert_(table)
+        dialect_insert(dialect, table)
         .on_conflict_do_nothing(index_elements=["source", "source_id"])
         .returning(table.c.source, table.c.source_id, table.c.id)
     )

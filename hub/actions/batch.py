@@ -58,7 +58,7 @@ def run_actions(queue_name: str, items: list[Item]) -> dict[str, int]:
     """
     ran = handed_over = 0
     for item in items:
-        func, kwargs = _unpack(item)
+        func, kwargs = unpack(item)
         try:
             resolve(func)(**kwargs)
             ran += 1
@@ -76,7 +76,8 @@ def run_actions(queue_name: str, items: list[Item]) -> dict[str, int]:
     return {"ran": ran, "retrying": handed_over}
 
 
-def _unpack(item: Item) -> tuple[str, dict[str, Any]]:
+def unpack(item: Item) -> tuple[str, dict[str, Any]]:
+    """The job function and the keyword arguments every action job takes."""
     func, key, fact_id, profile_id, rule_name, params = item
     kwargs = {
         "job_key": key,
