@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from sqlalchemy import select
 
+from hub import jsoncodec
 from hub.auth import require_api_key
 from hub.db import get_db
 from hub.facts import validate_facts
@@ -35,7 +35,7 @@ def post_facts() -> Any:
     """Store one fact or a list; 202 only once they are committed."""
     settings = current_app.config["HUB_SETTINGS"]
     try:
-        body = json.loads(request.get_data(cache=False) or b"")
+        body = jsoncodec.loads(request.get_data(cache=False) or b"")
     except (ValueError, UnicodeDecodeError) as exc:
         return error(400, "malformed_json", f"body is not valid JSON: {exc}")
     items = body if isinstance(body, list) else [body]

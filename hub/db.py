@@ -6,7 +6,6 @@ build it from settings once per worker process.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from flask import Flask, current_app
 from sqlalchemy import JSON, Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub import jsoncodec
 from hub.config import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -67,7 +67,12 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30},
+            json_serializer=jsoncodec.dumps,
+            json_deserializer=jsoncodec.loads,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
@@ -77,7 +82,12 @@ def make_engine(url: str) -> Engine:
     # batch's 500 e-mails). Planning each statement anew costs well under a millisecond; it
     # also lets the hub run behind PgBouncer in transaction mode.
     engine = create_engine(
-        url, pool_size=5, max_overflow=10, connect_args={"prepare_threshold": None}
+        url,
+        pool_size=5,
+        max_overflow=10,
+        connect_args={"prepare_threshold": None},
+        json_serializer=jsoncodec.dumps,
+        json_deserializer=jsoncodec.loads,
     )
 
     def ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
@@ -265,7 +275,7 @@ def _rows_json(session: Session, table: Any, names: list[str], rows: list[dict[s
             return value.isoformat()
         raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
-    return json.dumps(rows, default=default, ensure_ascii=False)
+    return jsoncodec.dumps(rows, default=default)
 
 
 def _bind_converters(
@@ -278,7 +288,7 @@ def _bind_converters(
     for name in names:
         column_type = table.c[name].type
         if json_columns and isinstance(column_type, JSON):
-            convert.append(lambda v: None if v is None else json.dumps(v, ensure_ascii=False))
+            convert.append(lambda v: None if v is None else jsoncodec.dumps(v))
         elif hasattr(column_type, "process_bind_param"):  # a TypeDecorator such as UTCDateTime
             convert.append(lambda v, t=column_type: t.process_bind_param(v, dialect))
         else:

@@ -29,6 +29,7 @@ from typing import Any
 
 import durable_rules_engine as durable
 
+from hub import jsoncodec
 from hub.conditions import (
     Context,
     Group,
@@ -162,7 +163,7 @@ class RuleEngine:
         assert compiled is not None
         results = []
         for n, doc in enumerate(docs):
-            message = json.dumps(self.message(doc, n), ensure_ascii=False)
+            message = jsoncodec.dumps(self.message(doc, n))
             try:
                 fired = compiled.fired(message)
             except MessageObserved:  # left behind by an interrupted match: clear, match again

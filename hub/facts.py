@@ -6,6 +6,7 @@ it to :mod:`hub.ingest`; validation errors name the fact's index and the field.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -26,6 +27,11 @@ class ProfileRef(BaseModel):
     external_ids: dict[str, str] = Field(default_factory=dict)
     status: Literal["subscribed", "unsubscribed", "bounced"] | None = None
     fields: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return json_numbers_only(value, "fields")
 
     @field_validator("email")
     @classmethod
@@ -66,6 +72,11 @@ class FactIn(BaseModel):
     profile: ProfileRef
     data: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("data")
+    @classmethod
+    def _data(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return json_numbers_only(value, "data")
+
     @field_validator("type")
     @classmethod
     def _type(cls, value: str) -> str:
@@ -91,6 +102,23 @@ class FactIn(BaseModel):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+def json_numbers_only(value: Any, path: str) -> Any:
+    """``value`` unchanged, or ValueError naming the first NaN or Infinity inside it.
+
+    Python's json module reads them, but they are not JSON: the database would refuse the
+    fact after it was answered, or store something else.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{path} is {value}: NaN and Infinity are not JSON numbers")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            json_numbers_only(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            json_numbers_only(item, f"{path}[{n}]")
+    return value
 
 
 class FieldError(BaseModel):

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -128,7 +129,13 @@ class Fact(Base):
     __tablename__ = "facts"
     __table_args__ = (
         UniqueConstraint("source", "source_id", name="uq_facts_source_source_id"),
-        Index("ix_facts_status_id", "status", "id"),
+        # the queue of facts waiting for a worker: only pending facts are in it
+        Index(
+            "ix_facts_pending",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -172,13 +179,14 @@ class RuleFiring(Base):
     """One rule firing on one fact: the answer to "why did this contact get this mail?"."""
 
     __tablename__ = "rule_firings"
-    __table_args__ = (UniqueConstraint("fact_id", "rule_name", name="uq_firings_fact_rule"),)
+    __table_args__ = (
+        UniqueConstraint("fact_id", "rule_name", name="uq_firings_fact_rule"),
+        Index("ix_rule_firings_profile_rule", "profile_id", "rule_name"),  # for rule limits
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     fact_id: Mapped[int] = mapped_column(ForeignKey("facts.id", ondelete="CASCADE"))
-    profile_id: Mapped[int | None] = mapped_column(
-        ForeignKey("profiles.id", ondelete="SET NULL"), index=True
-    )
+    profile_id: Mapped[int | None] = mapped_column(ForeignKey("profiles.id", ondelete="SET NULL"))
     rule_name: Mapped[str] = mapped_column(String(200))
     rule_file: Mapped[str] = mapped_column(String(500))
     ruleset_version: Mapped[str] = mapped_column(String(64))

@@ -64,6 +64,12 @@ def test_batch_of_facts(client: Any, auth: dict, app: Any) -> None:
         (ORDER | {"occurred_at": "yesterday"}, "occurred_at", "datetime"),
         (ORDER | {"data": [1]}, "data", "dictionary"),
         (ORDER | {"colour": "red"}, "colour", "unknown field"),
+        (ORDER | {"data": {"total": float("nan")}}, "data", "data.total is nan: NaN and"),
+        (
+            ORDER | {"profile": {"email": "a@b.nl", "fields": {"x": [1, float("inf")]}}},
+            "profile.fields",
+            "fields.x[1] is inf",
+        ),
     ],
 )
 def test_bad_fact_names_field(
@@ -78,6 +84,13 @@ def test_bad_fact_names_field(
     ), errors
     assert all(e["index"] == 1 for e in errors)
     assert fact_count(app) == 0  # the valid fact of a rejected request is not stored either
+
+
+def test_numbers_and_keys_come_back_as_sent(client: Any, auth: dict, app: Any) -> None:
+    data = {"big": 2**70, "deep": {"n": -123456789012345678901234}, "pi": 3.14159, "é": "ü"}
+    response = client.post("/api/v1/facts", json=ORDER | {"data": data}, headers=auth)
+    with app.extensions["hub.db"].session() as session:
+        assert session.get(Fact, response.json["facts"][0]["id"]).data == data
 
 
 def test_malformed_json(client: Any, auth: dict, app: Any) -> None:

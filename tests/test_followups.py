@@ -55,7 +55,8 @@ def ledger(rt: Runtime, job_id: str) -> str | None:
 def test_a_delayed_action_waits_for_its_time_then_runs(
     hub_runtime: Runtime, rules_dir: Path
 ) -> None:
-    use_rules(hub_runtime, rules_dir, NUDGE.replace("AFTER", "1s"))
+    # 3 s: room for a slow first run_due, which must not find the action due yet
+    use_rules(hub_runtime, rules_dir, NUDGE.replace("AFTER", "3s"))
     (fid,) = post(hub_runtime, fact("cart.abandoned"))
     drain_pending()
     run_due(hub_runtime)
@@ -65,7 +66,7 @@ def test_a_delayed_action_waits_for_its_time_then_runs(
     with hub_runtime.db.session() as s:
         (record,) = s.scalar(select(RuleFiring)).jobs
     assert record["job_id"] == key and "run_at" in record
-    time.sleep(1.2)
+    time.sleep(3.2)
     run_due(hub_runtime)
     assert tags(hub_runtime) == ["nudged"] and ledger(hub_runtime, key) == "update_profile"
 
