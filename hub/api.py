@@ -16,7 +16,7 @@ from hub import jsoncodec
 from hub.auth import require_api_key
 from hub.db import get_db
 from hub.facts import validate_facts
-from hub.ingest import notify, store_facts
+from hub.ingest import store_facts
 from hub.models import ActionRun, Fact, Message
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -58,7 +58,7 @@ def post_facts() -> Any:
             errors=[e.model_dump() for e in errors],
         )
     stored = store_facts(get_db(), facts)
-    notify(settings, current_app.extensions["hub.redis"])
+    current_app.extensions["hub.waker"].wake()
     return jsonify({"facts": [{"id": s.id, "status": s.status} for s in stored]}), 202
 
 

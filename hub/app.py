@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from hub import config, db
 from hub.config import Settings
+from hub.ingest import Waker
 from hub.queue import connect
 
 
@@ -21,6 +22,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["SECRET_KEY"] = settings.secret_key
     db.init_app(app, settings)
     app.extensions["hub.redis"] = connect(settings)
+    app.extensions["hub.waker"] = Waker(settings, lambda: app.extensions["hub.redis"])
 
     from hub import api, api_profiles, api_rules, connectors_web, health, soap
 

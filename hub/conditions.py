@@ -17,6 +17,7 @@ comparisons only hold between numbers or between non-empty texts.)
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -282,7 +283,10 @@ def describe(cond: Condition, doc: dict[str, Any] | None = None, ctx: Context | 
     return f"{cond.kind} of [" + "; ".join(describe(c) for c in cond.items) + "]"
 
 
+@functools.lru_cache(maxsize=8192)
 def type_matches(pattern: str, fact_type: str) -> bool:
+    """Whether a fact type matches a rule's glob; asked for every past fact a history
+    condition reads, so the answers are kept (a rule set has few patterns and types)."""
     return fnmatch.fnmatchcase(fact_type, pattern)
 
 

@@ -166,6 +166,7 @@ def app(settings: Settings, hub_runtime: Runtime) -> Any:
     app = create_app(settings)
     app.config["TESTING"] = True
     yield app
+    app.extensions["hub.waker"].close()  # its last wake-up goes to this test's Redis
     app.extensions["hub.db"].dispose()
     app.extensions["hub.redis"].close()
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from hub.models import Fact
+from hub.queue import FACTS_QUEUE, queue
 
 ORDER = {
     "type": "order.placed",
@@ -91,6 +93,25 @@ def test_numbers_and_keys_come_back_as_sent(client: Any, auth: dict, app: Any) -
     response = client.post("/api/v1/facts", json=ORDER | {"data": data}, headers=auth)
     with app.extensions["hub.db"].session() as session:
         assert session.get(Fact, response.json["facts"][0]["id"]).data == data
+
+
+def test_posted_facts_wake_one_drain_job(client: Any, auth: dict, app: Any) -> None:
+    redis = app.extensions["hub.redis"]
+    facts = queue(FACTS_QUEUE, redis)
+    for n in range(20):  # a burst: one wake-up for all, sent by the process's waker thread
+        assert client.post("/api/v1/facts", json=ORDER | {"source_id": f"w{n}"}, headers=auth)
+    deadline = time.monotonic() + 5
+    while facts.count == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert facts.job_ids and len(facts.job_ids) == 1
+    assert facts.jobs[0].func_name == "hub.evaluate.drain_pending"
+
+
+def test_a_wake_up_due_at_exit_is_sent(client: Any, auth: dict, app: Any) -> None:
+    facts = queue(FACTS_QUEUE, app.extensions["hub.redis"])
+    client.post("/api/v1/facts", json=ORDER, headers=auth)
+    app.extensions["hub.waker"].close()  # the process exits before its waker's interval is up
+    assert facts.count == 1
 
 
 def test_malformed_json(client: Any, auth: dict, app: Any) -> None:
