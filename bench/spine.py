@@ -298,10 +298,10 @@ def report(rt: Runtime, ruleset: object, key: str, args: argparse.Namespace, hom
     hub_rate, docs = bench_evaluation(rt, args.facts, args.runs)
     raw, api = bench_durable(ruleset, docs, args.runs)
     ingest = bench_ingest(rt, key, args.runs, home)
-    print(f"durable_rules alone, C engine, same rules:      {raw:10,.0f} facts/s  (raw limit)")
-    print(f"durable_rules alone, its Python API:            {api:10,.0f} facts/s")
+    print(f"{'durable_rules alone, C engine, same rules:':56}{raw:10,.0f} facts/s  (raw limit)")
+    print(f"{'durable_rules alone, its Python API:':56}{api:10,.0f} facts/s")
     print(
-        f"hub evaluation, one worker process:             {hub_rate:10,.0f} facts/s"
+        f"{'hub evaluation, one worker process:':56}{hub_rate:10,.0f} facts/s"
         f"  ({hub_rate / raw:.0%} of the raw limit; floor 2,000)"
     )
     # The server's rate is what wrk measures: a C load generator that needs little of the
@@ -312,8 +312,8 @@ def report(rt: Runtime, ruleset: object, key: str, args: argparse.Namespace, hom
     ):
         wrk, python = ingest[f"wrk {name}"], ingest[f"python {name}"]
         if wrk is not None:
-            print(f"{label + ' (wrk):':48}{wrk:10,.0f} facts/s  (floor {floor})")
-        print(f"{label + ' (Python clients):':48}{python:10,.0f} facts/s", end="")
+            print(f"{label + ' (wrk):':56}{wrk:10,.0f} facts/s  (floor {floor})")
+        print(f"{label + ' (Python clients):':56}{python:10,.0f} facts/s", end="")
         print("" if wrk is not None else f"  (floor {floor}; install wrk for the server's rate)")
 
 
