@@ -151,19 +151,21 @@ def alembic_config(url: str, engine: Engine | None = None) -> Config:
     return cfg
 
 
+def dialect_name(bind: Session | Connection | str) -> str:
+    """The dialect (``postgresql``, ``sqlite``) of a session, a connection, or a name as is."""
+    if isinstance(bind, str):
+        return bind
+    if isinstance(bind, Connection):
+        return bind.dialect.name
+    return bind.get_bind().dialect.name
+
+
 def dialect_insert(bind: Session | Connection | str, table: Any) -> Any:
-    """``INSERT`` of the dialect of a session, a connection or a dialect name, which offers
-    ``on_conflict_do_nothing``."""
+    """``INSERT`` of the dialect of ``bind``, which offers ``on_conflict_do_nothing``."""
     from sqlalchemy.dialects.postgresql import insert as pg_insert
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    if isinstance(bind, str):
-        dialect = bind
-    elif isinstance(bind, Connection):
-        dialect = bind.dialect.name
-    else:
-        dialect = bind.get_bind().dialect.name
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    return (pg_insert if dialect_name(bind) == "postgresql" else sqlite_insert)(table)
 
 
 def pairs_filter(first: Any, second: Any, pairs: Iterable[tuple[Any, Any]]) -> list[Any]:
@@ -189,7 +191,7 @@ def one_of(session: Session, column: Any, values: Iterable[Any]) -> Any:
     from sqlalchemy.dialects.postgresql import ARRAY
 
     values = list(values)
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect_name(session) == "postgresql":
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
     return column.in_(values)
 
@@ -214,7 +216,7 @@ def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
     """
     if not rows:
         return
-    if session.get_bind().dialect.name != "postgresql":
+    if dialect_name(session) != "postgresql":
         session.execute(table.insert(), rows)
         return
     names = list(rows[0])
@@ -237,7 +239,7 @@ def bulk_update(session: Session, entity: Any, rows: list[dict[str, Any]]) -> No
     """
     if not rows:
         return
-    if session.get_bind().dialect.name != "postgresql":
+    if dialect_name(session) != "postgresql":
         from sqlalchemy import update
 
         session.execute(update(entity), rows)

@@ -98,7 +98,6 @@ class RuleEngine:
     def __init__(self, ruleset: RuleSet) -> None:
         self.ruleset = ruleset
         self.fingerprint: str | None = None
-        self._name = f"hub{next(_ruleset_names)}"
         self.paths = PathIndex()
         self.residuals: list[Group | None] = []
         self.definitions: dict[str, Any] = {}

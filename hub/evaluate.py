@@ -31,9 +31,9 @@ from hub.actions.batch import (
     unpack,
 )
 from hub.conditions import parse_time, to_plain
-from hub.db import bulk_insert, bulk_update, one_of
+from hub.db import bulk_insert, bulk_update, dialect_name, one_of
 from hub.engine import refresh
-from hub.history import DbContext, apply_limits, history_doc
+from hub.history import DbContext, apply_limits
 from hub.ingest import notify
 from hub.models import Fact, FactStatus, Profile, RuleFiring, fact_dict, utcnow
 from hub.profiles import ProfileRow, resolve_profile_rows
@@ -119,7 +119,7 @@ def lock_pending(
     connection dies; a transaction left idle (a worker stuck) is ended after
     :data:`IDLE_IN_BATCH_SECONDS`. SQLite takes the write lock when the transaction begins.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect_name(session) == "postgresql":
         session.execute(
             text(f"SET LOCAL idle_in_transaction_session_timeout = '{IDLE_IN_BATCH_SECONDS}s'")
         )
@@ -202,10 +202,7 @@ def evaluate_locked(rt: Runtime, session: Any, facts: list[ClaimedFact]) -> bool
         batch_profiles={p.id for p in profiles},
         history_types=engine.history_patterns,
         limited_rules=engine.limited_rules,
-        batch_facts=[
-            (p.id, history_doc(f.id, f.type, f.source, f.source_id, f.occurred_at, f.data))
-            for f, p in zip(facts, profiles, strict=True)
-        ],
+        batch_facts=[(p.id, f) for f, p in zip(facts, profiles, strict=True)],
     )
     matches = engine.match(docs, ctx)
     already = _existing_firings(session, [f.id for f in facts if f.evaluated_at is not None])

@@ -38,9 +38,10 @@ class DbContext:
     # fact types and its firings of rules without limits are never read.
     history_types: Sequence[str] | None = None
     limited_rules: set[str] | None = None
-    # The facts being evaluated, ``(profile id, history doc)``: not yet linked to their
-    # profiles in the database, yet part of their history for the later facts of the batch.
-    batch_facts: Sequence[tuple[int, dict[str, Any]]] = ()
+    # The facts being evaluated, ``(profile id, fact row)``: not yet linked to their profiles
+    # in the database, yet part of their history for the later facts of the batch. Made into
+    # history documents only if a history condition asks (most rule sets have none).
+    batch_facts: Sequence[tuple[int, Any]] = ()
 
     def _load_facts(self, profile_ids: set[int]) -> None:
         """Read the recent facts of several profiles in one query (a batch asks for many)."""
@@ -70,17 +71,17 @@ class DbContext:
         )
         for pid in profile_ids:
             self._facts[pid] = []
-        in_batch = {doc["fact"]["id"] for _pid, doc in self.batch_facts}
+        in_batch = {fact.id for _pid, fact in self.batch_facts}
         for pid, fid, ftype, source, source_id, occurred_at, data, _n in rows:
             if fid not in in_batch:
                 self._facts[pid].append(
                     history_doc(fid, ftype, source, source_id, occurred_at, data)
                 )
-        for pid, doc in self.batch_facts:
-            if pid in profile_ids and (
-                self.history_types is None or _wanted(doc, self.history_types)
-            ):
-                self._facts[pid].append(doc)
+        for pid, f in self.batch_facts:
+            if pid in profile_ids and _wanted(f.type, self.history_types):
+                self._facts[pid].append(
+                    history_doc(f.id, f.type, f.source, f.source_id, f.occurred_at, f.data)
+                )
 
     def facts(self, doc: dict[str, Any], since: datetime | None) -> list[dict[str, Any]]:
         profile_id = (doc.get("profile") or {}).get("id")
@@ -145,8 +146,8 @@ def history_doc(
     }
 
 
-def _wanted(doc: dict[str, Any], patterns: Sequence[str]) -> bool:
-    return any(type_matches(p, doc["type"]) for p in patterns)
+def _wanted(fact_type: str, patterns: Sequence[str] | None) -> bool:
+    return patterns is None or any(type_matches(p, fact_type) for p in patterns)
 
 
 def _type_filter(patterns: Sequence[str] | None) -> list[Any]:

@@ -72,7 +72,7 @@ def _insert_keyed(dialect: str) -> Any:
 _INSERT_PLAIN = insert(Fact.__table__).returning(Fact.__table__.c.id, sort_by_parameter_order=True)
 
 
-def _store(session: Connection, facts: Sequence[FactIn]) -> list[Stored]:
+def _store(connection: Connection, facts: Sequence[FactIn]) -> list[Stored]:
     now = utcnow()
     keyed: dict[tuple[str, str], dict[str, Any]] = {}
     unkeyed: list[dict[str, Any]] = []
@@ -83,12 +83,12 @@ def _store(session: Connection, facts: Sequence[FactIn]) -> list[Stored]:
             keyed.setdefault((fact.source, fact.source_id), _row(fact, now))
     new_ids: dict[tuple[str, str], int] = {}
     if keyed:
-        stmt = _insert_keyed(session.dialect.name)
-        new_ids = {(s, sid): fid for s, sid, fid in session.execute(stmt, list(keyed.values()))}
+        stmt = _insert_keyed(connection.dialect.name)
+        new_ids = {(s, sid): fid for s, sid, fid in connection.execute(stmt, list(keyed.values()))}
     known: dict[tuple[str, str], int] = {}
     missing = [k for k in keyed if k not in new_ids]
     if missing:
-        rows = session.execute(
+        rows = connection.execute(
             select(Fact.source, Fact.source_id, Fact.id).where(
                 *pairs_filter(Fact.source, Fact.source_id, missing)
             )
@@ -97,7 +97,7 @@ def _store(session: Connection, facts: Sequence[FactIn]) -> list[Stored]:
         known = {(s, sid): fid for s, sid, fid in rows if (s, sid) in wanted}
     plain_ids: list[int] = []
     if unkeyed:
-        result = session.execute(_INSERT_PLAIN, unkeyed)
+        result = connection.execute(_INSERT_PLAIN, unkeyed)
         plain_ids = [row[0] for row in result]
     out: list[Stored] = []
     plain = iter(plain_ids)

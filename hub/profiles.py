@@ -14,17 +14,8 @@ from hub.db import bulk_update, dialect_insert, one_of, pairs_filter
 from hub.models import ExternalId, Profile, ProfileStatus, profile_dict, utcnow
 
 
-def resolve_profiles(
-    session: Session,
-    refs: Sequence[dict[str, Any]],
-    *,
-    fields_before: dict[int, dict[str, Any]] | None = None,
-) -> list[Profile]:
+def resolve_profiles(session: Session, refs: Sequence[dict[str, Any]]) -> list[Profile]:
     """The profile for each reference (``{email, external_ids, status}``), created if new.
-
-    ``fields_before``, if given, receives the fields of each profile that existed already,
-    by id, as they were before the references' fields were merged: the evaluator tells new
-    contacts and changed fields apart with it, at no extra query.
 
     An external id that is already known wins over the email (it is the stronger identity);
     an unknown external id is attached to the profile found or created. Inserts use
@@ -32,9 +23,6 @@ def resolve_profiles(
     """
     emails, pairs = _keys(refs)
     by_email, by_ext = _lookup(session, emails, pairs)
-    if fields_before is not None:
-        for found in (*by_email.values(), *by_ext.values()):
-            fields_before[found.id] = dict(found.fields or {})
     if _insert_new(session, refs, by_email, by_ext):
         by_email, by_ext = _lookup(session, emails, pairs)
     profiles: list[Profile] = []
@@ -80,8 +68,13 @@ def resolve_profile_rows(
 ) -> list[ProfileRow]:
     """:func:`resolve_profiles` for a batch of facts, with plain rows and bulk statements.
 
-    Same rules: a known external id wins over the email, unknown external ids are attached,
-    the references' fields are merged (one bulk ``UPDATE`` for the profiles they changed).
+    ``fields_before`` receives the fields of each profile that existed already, by id, as they
+    were before the references' fields were merged: the evaluator tells new contacts and
+    changed fields apart with it, at no extra query.
+
+    Same rules as :func:`resolve_profiles`: a known external id wins over the email, unknown
+    external ids are attached, the references' fields are merged (one bulk ``UPDATE`` for the
+    profiles they changed).
     """
     emails, pairs = _keys(refs)
     by_email, by_ext = _lookup_rows(session, emails, pairs)
