@@ -15,8 +15,8 @@ from sqlalchemy import select
 from hub import jsoncodec
 from hub.auth import require_api_key
 from hub.db import get_db
-from hub.facts import validate_facts
-from hub.ingest import store_facts
+from hub.facts.ingest import store_facts
+from hub.facts.schema import validate_facts
 from hub.models import ActionRun, Fact, Message
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

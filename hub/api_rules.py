@@ -21,7 +21,7 @@ from hub.auth import require_api_key
 from hub.conditions import parse_time
 from hub.db import get_db
 from hub.engine import RuleEngine, directory_fingerprint
-from hub.facts import validate_facts
+from hub.facts.schema import validate_facts
 from hub.models import ActionRun, Fact, Message, Profile, RuleFiring
 from hub.rulefile import check_rules
 

@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from hub import config, db
 from hub.config import Settings
-from hub.ingest import Waker
+from hub.facts.ingest import Waker
 from hub.queue import connect
 
 

@@ -76,7 +76,7 @@ def rules_simulate(
     fact_json: str, profile_json: str | None, rules_path: Path | None, offline: bool
 ) -> None:
     """Show what the rules would do with FACT_JSON (a JSON object, or @file); no side effect."""
-    from hub.facts import validate_facts
+    from hub.facts.schema import validate_facts
     from hub.simulate import simulate
 
     raw = Path(fact_json[1:]).read_text() if fact_json.startswith("@") else fact_json

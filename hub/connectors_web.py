@@ -26,7 +26,7 @@ from connectors.exceptions import (
 from hub.auth import require_api_key
 from hub.connector_store import InstanceError, list_instances, load_connector
 from hub.db import get_db
-from hub.ingest import notify, store_facts
+from hub.facts.ingest import notify, store_facts
 from hub.runtime import Runtime
 from hub.secrets_box import SecretBox, SecretsUnreadable
 

@@ -33,8 +33,8 @@ from hub.actions.batch import (
 from hub.conditions import parse_time, to_plain
 from hub.db import bulk_insert, bulk_update, dialect_name, one_of
 from hub.engine import refresh
+from hub.facts.ingest import notify
 from hub.history import DbContext, apply_limits
-from hub.ingest import notify
 from hub.models import Fact, FactStatus, Profile, RuleFiring, fact_dict, utcnow
 from hub.profiles import ProfileRow, resolve_profile_rows
 from hub.queue import queue, request_evaluation, wake_key
@@ -321,7 +321,7 @@ def _store_profile_facts(rt: Runtime, session: Any, raised: list[dict[str, Any]]
     """Store the hub's own facts in the evaluation's transaction: they commit with it or not
     at all, so a worker that dies after the commit loses none. True if any was stored."""
     from hub.actions.emit import hub_fact
-    from hub.ingest import store_facts
+    from hub.facts.ingest import store_facts
 
     facts = []
     for item in raised:

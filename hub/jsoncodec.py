@@ -10,7 +10,7 @@ faster. Its answers differ from the standard library's in two corners, both sent
 - text json accepts and orjson refuses (lone surrogate escapes): decoded by ``json``.
 
 NaN and Infinity are not JSON; facts carrying them are refused at validation
-(:mod:`hub.facts`), before they reach either encoder.
+(:mod:`hub.facts.schema`), before they reach either encoder.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Pull runs: RQ jobs that fetch a stream's changes since its cursor and store them as facts.
 
 A run is a ``connector_runs`` row; each attempt is one RQ job (``run_pull``). Pages are stored
-through :func:`hub.ingest.store_facts` first and the page's cursor is written after, in the
+through :func:`hub.facts.ingest.store_facts` first and the page's cursor is written after, in the
 same transaction as the run's counters: a crash between the two re-reads a page, whose facts
 come back as duplicates, never as new ones, and never skips one.
 
@@ -28,7 +28,7 @@ from hub import runtime
 from hub.connector_models import ConnectorCursor, ConnectorInstance, ConnectorRun, RunStatus
 from hub.connector_store import InstanceError, load_connector
 from hub.exceptions import FatalError
-from hub.ingest import notify, store_facts
+from hub.facts.ingest import notify, store_facts
 from hub.models import utcnow
 from hub.queue import ACTIONS_QUEUE, queue
 from hub.runtime import Runtime

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from hub.conditions import Context, StaticContext, describe, first_failing, type_matches
 from hub.engine import RuleEngine
-from hub.facts import FactIn
+from hub.facts.schema import FactIn
 from hub.history import DbContext, apply_limits
 from hub.models import ExternalId, Profile
 from hub.rulefile import ActionCall, Rule

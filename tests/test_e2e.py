@@ -188,8 +188,8 @@ def test_worker_killed_mid_batch_loses_no_fact_and_duplicates_no_mail(
     settings = smtp_settings.with_overrides(fact_batch_size=5)
     env = hub_env(settings, HUB_SWEEP_INTERVAL_SECONDS="2")
     db = Database(settings.resolved_database_url)
-    from hub.facts import FactIn
-    from hub.ingest import store_facts
+    from hub.facts.ingest import store_facts
+    from hub.facts.schema import FactIn
 
     store_facts(
         db, [FactIn.model_validate(order(i, email=f"c{i}@example.com")) for i in range(total)]

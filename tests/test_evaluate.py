@@ -9,8 +9,8 @@ from redis import Redis
 from sqlalchemy import func, select, update
 
 from hub.evaluate import drain_pending, lock_pending
-from hub.facts import FactIn
-from hub.ingest import store_facts
+from hub.facts.ingest import store_facts
+from hub.facts.schema import FactIn
 from hub.models import Fact, Message, Profile, RuleFiring
 from hub.runtime import Runtime
 from hub.sweep import sweep

@@ -161,7 +161,7 @@ def test_a_delayed_action_survives_a_worker_restart(
     first = start_hub(["worker", "--no-scheduler"], env, log)
     try:
         (fid,) = post(hub_runtime, fact("cart.abandoned"))
-        from hub.ingest import notify
+        from hub.facts.ingest import notify
 
         notify(hub_runtime.settings, hub_runtime.redis)
         key = job_key(fid, "later", 0)

@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 
 from hub.actions.emit import MAX_CHAIN_DEPTH
 from hub.evaluate import drain_pending, job_key
-from hub.facts import FactIn
-from hub.ingest import store_facts
+from hub.facts.ingest import store_facts
+from hub.facts.schema import FactIn
 from hub.models import ActionRun, Fact, Message, Profile, RuleFiring
 from hub.runtime import Runtime
 from tests.conftest import run_jobs

@@ -1,6 +1,6 @@
 """Facts the hub raises itself (``profile.updated``, ``mail.sent``, ...) and the ``emit`` action.
 
-Every such fact goes through :func:`hub.ingest.store_facts` like any other, with a source id
+Every such fact goes through :func:`hub.facts.ingest.store_facts` like any other, with a source id
 derived from the job that raised it (a job run twice raises one fact). Each carries
 ``data.caused_by`` (``fact``, ``rule``, ``depth``): a chain of facts raising facts stops at
 :data:`MAX_CHAIN_DEPTH`, and the stop is recorded in the action ledger and logged, so a cycle
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from hub import runtime
 from hub.actions.values import render_value, template_problems
-from hub.facts import FACT_TYPE, FactIn
+from hub.facts.schema import FACT_TYPE, FactIn
 from hub.models import ActionRun, Fact, Profile
 from hub.runtime import Runtime
 
@@ -91,7 +91,7 @@ def _store_hub_fact(
     source_id: str,
     cause_fact: dict[str, Any] | None,
 ) -> str:
-    from hub.ingest import notify, store_facts
+    from hub.facts.ingest import notify, store_facts
 
     if isinstance(fact, ChainStopped):
         ledger = ActionRun(

@@ -1,7 +1,7 @@
 """Profile operations for every API: create, upsert, search, read, change, delete, post a fact.
 
-Every write is a fact on the one fact path (:func:`hub.ingest.store_facts`, then
-:func:`hub.ingest.notify`), with ``source`` naming the API (``soap``, ``api``), so rules fire
+Every write is a fact on the one fact path (:func:`hub.facts.ingest.store_facts`, then
+:func:`hub.facts.ingest.notify`), with ``source`` naming the API (``soap``, ``api``), so rules fire
 on it like on any other fact. The change itself is applied to the profile **in the same
 transaction** that stores the fact: a caller that reads right after writing sees its write,
 and a fact is never stored without its change, nor a change without its fact.
@@ -30,8 +30,8 @@ from sqlalchemy.orm import Session
 from hub.config import Settings
 from hub.db import Database
 from hub.exceptions import ConflictError, InputError, NotFoundError
-from hub.facts import EMAIL, FACT_TYPE, FactIn, ProfileRef
-from hub.ingest import notify, store_facts
+from hub.facts.ingest import notify, store_facts
+from hub.facts.schema import EMAIL, FACT_TYPE, FactIn, ProfileRef
 from hub.models import Fact, FactStatus, Profile, ProfileStatus, utcnow
 from hub.profiles import merge_fields, resolve_profiles
 from hub.services.search import COLUMNS, FIELD_NAME, FieldCatalog, Requirement, build_filter

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from hub.config import Settings
 from hub.db import Database, dialect_insert, pairs_filter
-from hub.facts import FactIn
+from hub.facts.schema import FactIn
 from hub.models import Fact, FactStatus, utcnow
 from hub.queue import request_evaluation
 
