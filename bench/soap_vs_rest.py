@@ -41,9 +41,9 @@ sys.path.insert(0, str(ROOT))
 from bench.common import bench_database, serve  # noqa: E402
 from hub.auth import create_api_key  # noqa: E402
 from hub.config import Settings  # noqa: E402
+from hub.profiles.search import Requirement  # noqa: E402
+from hub.profiles.service import ProfileService  # noqa: E402
 from hub.runtime import Runtime  # noqa: E402
-from hub.services.profiles import ProfileService  # noqa: E402
-from hub.services.search import Requirement  # noqa: E402
 
 CONTACTS = 500
 TNS = "urn:contact-hub:soap:1"

@@ -1,6 +1,6 @@
 """REST ``/api/v1/profiles``: the profile operations of the SOAP API, as JSON.
 
-Both are adapters over :class:`hub.services.profiles.ProfileService`, so they accept the same
+Both are adapters over :class:`hub.profiles.service.ProfileService`, so they accept the same
 input and give the same errors: an :class:`InputError` answers ``{"error": code, "field":
 ..., "message": ...}`` with its status (400, 404 or 409), where SOAP gives ``Client.<Code>``.
 """
@@ -15,8 +15,8 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from hub.auth import require_api_key
 from hub.db import get_db
 from hub.exceptions import InputError
-from hub.services.profiles import ProfileService
-from hub.services.search import Requirement
+from hub.profiles.search import Requirement
+from hub.profiles.service import ProfileService
 
 bp = Blueprint("api_profiles", __name__, url_prefix="/api/v1/profiles")
 SOURCE = "api"

@@ -36,7 +36,7 @@ from hub.engine import refresh
 from hub.facts.ingest import notify
 from hub.history import DbContext, apply_limits
 from hub.models import Fact, FactStatus, Profile, RuleFiring, fact_dict, utcnow
-from hub.profiles import ProfileRow, resolve_profile_rows
+from hub.profiles.resolve import ProfileRow, resolve_profile_rows
 from hub.queue import queue, request_evaluation, wake_key
 from hub.rulefile import ActionCall
 from hub.runtime import Runtime

@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 
 from hub.exceptions import ConflictError, InputError, NotFoundError
 from hub.models import Fact, Profile
+from hub.profiles.search import Requirement
+from hub.profiles.service import ProfileService
 from hub.runtime import Runtime
-from hub.services.profiles import ProfileService
-from hub.services.search import Requirement
 from tests.conftest import run_jobs
 
 

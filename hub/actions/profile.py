@@ -152,7 +152,7 @@ def create_profile(
     job_key: str, fact_id: int, profile_id: int, params: dict[str, Any], rule_name: str = ""
 ) -> str:
     """Upsert a profile (such as a friend a contact referred) by email or external id."""
-    from hub.profiles import resolve_profiles
+    from hub.profiles.resolve import resolve_profiles
 
     rt = runtime.get()
     p = CreateProfileParams.model_validate(params)

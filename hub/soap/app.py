@@ -18,7 +18,7 @@ from spyne.server.wsgi import WsgiApplication
 
 from hub.auth import check_api_key
 from hub.exceptions import InputError
-from hub.services.profiles import ProfileService
+from hub.profiles.service import ProfileService
 from hub.soap.faults import fault_code, fault_text
 from hub.soap.service import DatabaseService, ProfileOperations
 from hub.soap.types import TNS

@@ -14,8 +14,8 @@ from typing import Any
 from spyne import Array, Boolean, Integer, Long, ServiceBase, Unicode, rpc
 
 from hub.exceptions import InputError
-from hub.services import search
-from hub.services.profiles import ProfileService
+from hub.profiles import search
+from hub.profiles.service import ProfileService
 from hub.soap.types import (
     ApiKey,
     FactResult,

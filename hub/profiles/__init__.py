@@ -1,0 +1,7 @@
+"""Profiles: finding the contact a fact is about, the profile service of REST and SOAP,
+search, and a profile's timeline.
+
+SOAP (:mod:`hub.soap`) and REST (:mod:`hub.api.profiles`) are thin adapters over
+:class:`hub.profiles.service.ProfileService`, so the two cannot drift apart in what they
+accept, what they do, or which errors they give.
+"""
