@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from hub.config import Settings
 from hub.db import Database
-from hub.engine import RuleEngine
+from hub.rules.engine import RuleEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,7 @@ For 10, 100 and 1,000 generated rules (fact types, globs, comparisons, ``in``, `
   messages on the very ruleset the hub compiled, no-op actions (what a durable_rules program
   gets);
 * durable_rules' C engine alone on the same ruleset and ready-made JSON (the raw limit);
-* the hub: :meth:`hub.engine.RuleEngine.match` on plain documents (building each message with
+* the hub: :meth:`hub.rules.engine.RuleEngine.match` on plain documents (building each message with
   its ``_t`` kinds, asserting, retracting, Python residuals, priority order).
 
 The hub's layer must keep at least half of durable_rules' rate through its Python API. Run::
@@ -27,9 +27,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import durable_engine_rate, durable_host_rate  # noqa: E402
-from hub.conditions import Compare, Group  # noqa: E402
-from hub.engine import RuleEngine  # noqa: E402
-from hub.rulefile import Rule, RuleSet  # noqa: E402
+from hub.rules.conditions import Compare, Group  # noqa: E402
+from hub.rules.engine import RuleEngine  # noqa: E402
+from hub.rules.model import Rule, RuleSet  # noqa: E402
 
 TYPES = [
     f"{noun}.{verb}"

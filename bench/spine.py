@@ -46,12 +46,12 @@ from bench.common import (  # noqa: E402
 from hub import runtime  # noqa: E402
 from hub.auth import create_api_key  # noqa: E402
 from hub.config import Settings  # noqa: E402
-from hub.engine import RuleEngine  # noqa: E402
 from hub.evaluate import drain_pending, fact_document  # noqa: E402
 from hub.facts.ingest import store_facts  # noqa: E402
 from hub.facts.schema import FactIn  # noqa: E402
 from hub.models import Fact, Profile  # noqa: E402
-from hub.rulefile import load_rules  # noqa: E402
+from hub.rules.engine import RuleEngine  # noqa: E402
+from hub.rules.reader import load_rules  # noqa: E402
 from hub.runtime import Runtime  # noqa: E402
 from hub.worker import tune_gc  # noqa: E402
 

@@ -18,12 +18,12 @@ from sqlalchemy import select
 
 from hub.api import error
 from hub.auth import require_api_key
-from hub.conditions import parse_time
 from hub.db import get_db
-from hub.engine import RuleEngine, directory_fingerprint
 from hub.facts.schema import validate_facts
 from hub.models import ActionRun, Fact, Message, Profile, RuleFiring
-from hub.rulefile import check_rules
+from hub.rules.conditions import parse_time
+from hub.rules.engine import RuleEngine, directory_fingerprint
+from hub.rules.reader import check_rules
 
 bp = Blueprint("api_rules", __name__, url_prefix="/api/v1")
 _ENGINE = "hub.rules_engine"

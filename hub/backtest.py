@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import select
 
 from hub.db import Database
-from hub.engine import RuleEngine
 from hub.evaluate import fact_document
-from hub.history import DbContext, limit_reason
 from hub.models import Fact, Profile, RuleFiring
+from hub.rules.engine import RuleEngine
+from hub.rules.history import DbContext, limit_reason
 
 BATCH = 500
 

@@ -13,7 +13,8 @@ import click
 
 from hub import config
 from hub.config import Settings
-from hub.exceptions import ConfigError, RuleFileError
+from hub.exceptions import ConfigError
+from hub.rules.exceptions import RuleFileError
 
 
 def _settings() -> Settings:
@@ -78,7 +79,7 @@ def rules() -> None:
 @click.argument("path", required=False, type=click.Path(path_type=Path))
 def rules_check(path: Path | None) -> None:
     """Validate rule files; print each problem as file:line:column: message."""
-    from hub.rulefile import check_rules
+    from hub.rules.reader import check_rules
 
     target = path or _settings().rules_dir
     ruleset, problems = check_rules(target)
@@ -170,7 +171,7 @@ def _upgrade(settings: Settings) -> None:
 
 
 def _check_rules_or_exit(settings: Settings) -> None:
-    from hub.rulefile import load_rules
+    from hub.rules.reader import load_rules
 
     try:
         load_rules(settings.rules_dir)

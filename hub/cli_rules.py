@@ -14,8 +14,8 @@ import click
 
 
 def _load_engine(path: Path) -> Any:
-    from hub.engine import RuleEngine
-    from hub.rulefile import check_rules
+    from hub.rules.engine import RuleEngine
+    from hub.rules.reader import check_rules
 
     ruleset, problems = check_rules(path)
     if problems:

@@ -30,15 +30,15 @@ from hub.actions.batch import (
     action_retry,
     unpack,
 )
-from hub.conditions import parse_time, to_plain
 from hub.db import bulk_insert, bulk_update, dialect_name, one_of
-from hub.engine import refresh
 from hub.facts.ingest import notify
-from hub.history import DbContext, apply_limits
 from hub.models import Fact, FactStatus, Profile, RuleFiring, fact_dict, utcnow
 from hub.profiles.resolve import ProfileRow, resolve_profile_rows
 from hub.queue import queue, request_evaluation, wake_key
-from hub.rulefile import ActionCall
+from hub.rules.conditions import parse_time, to_plain
+from hub.rules.engine import refresh
+from hub.rules.history import DbContext, apply_limits
+from hub.rules.model import ActionCall
 from hub.runtime import Runtime
 
 log = logging.getLogger(__name__)

@@ -23,35 +23,6 @@ class FatalError(HubError):
     """A failure that retrying cannot fix (bad data, a missing template)."""
 
 
-class RuleFileError(HubError):
-    """One or more rule files are invalid; ``errors`` holds every problem found."""
-
-    def __init__(self, errors: list[RuleProblem]) -> None:
-        self.errors = errors
-        super().__init__("\n".join(str(e) for e in errors))
-
-
-class RuleProblem:
-    """One problem in a rule file, with its place, printed as ``file:line:column: message``."""
-
-    def __init__(self, path: str, line: int, column: int, message: str) -> None:
-        self.path = path
-        self.line = line
-        self.column = column
-        self.message = message
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}: {self.message}"
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "file": self.path,
-            "line": self.line,
-            "column": self.column,
-            "message": self.message,
-        }
-
-
 class InputError(FatalError):
     """A caller's request is wrong; ``code`` is stable, ``field`` names the culprit.
 

@@ -23,11 +23,11 @@ from sqlalchemy.exc import IntegrityError
 from hub import runtime
 from hub.actions import ACTIONS
 from hub.actions.batch import resolve
-from hub.conditions import describe, evaluate, from_plain
 from hub.evaluate import fact_document
-from hub.history import DbContext
 from hub.models import ActionRun, Fact, Profile, RuleFiring, utcnow
 from hub.queue import ALL_QUEUES, queue
+from hub.rules.conditions import describe, evaluate, from_plain
+from hub.rules.history import DbContext
 from hub.runtime import Runtime
 
 log = logging.getLogger(__name__)

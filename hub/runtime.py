@@ -25,11 +25,11 @@ class Runtime:
     _engine: object | None = field(default=None, repr=False)
 
     @property
-    def engine(self):  # noqa: ANN201 - hub.engine.RuleEngine, imported lazily
+    def engine(self):  # noqa: ANN201 - hub.rules.engine.RuleEngine, imported lazily
         """The rule engine, built on first use (the web process never needs one)."""
         if self._engine is None:
-            from hub.engine import RuleEngine
-            from hub.rulefile import load_rules
+            from hub.rules.engine import RuleEngine
+            from hub.rules.reader import load_rules
 
             self._engine = RuleEngine(load_rules(self.settings.rules_dir))
         return self._engine

@@ -36,10 +36,10 @@ from hub.actions.emit import MAX_CHAIN_DEPTH, chain_depth
 from hub.actions.mail import SendMailParams, refusal
 from hub.actions.profile import UpdateProfileParams, apply_update
 from hub.actions.values import render_value
-from hub.conditions import StaticContext, describe, evaluate, parse_duration, type_matches
-from hub.engine import RuleEngine
-from hub.history import limit_reason
-from hub.rulefile import ActionCall, Rule
+from hub.rules.conditions import StaticContext, describe, evaluate, parse_duration, type_matches
+from hub.rules.engine import RuleEngine
+from hub.rules.history import limit_reason
+from hub.rules.model import ActionCall, Rule
 
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # a Monday morning
 

@@ -13,12 +13,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.conditions import Context, StaticContext, describe, first_failing, type_matches
-from hub.engine import RuleEngine
 from hub.facts.schema import FactIn
-from hub.history import DbContext, apply_limits
 from hub.models import ExternalId, Profile
-from hub.rulefile import ActionCall, Rule
+from hub.rules.conditions import Context, StaticContext, describe, first_failing, type_matches
+from hub.rules.engine import RuleEngine
+from hub.rules.history import DbContext, apply_limits
+from hub.rules.model import ActionCall, Rule
 
 
 def profile_dict(
@@ -153,7 +153,7 @@ def simulate(
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """``30d`` (a duration back from now) or an ISO date."""
-    from hub.conditions import parse_duration, parse_time
+    from hub.rules.conditions import parse_duration, parse_time
 
     now = now or datetime.now(UTC)
     try:

@@ -8,9 +8,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.conditions import Compare, Group
-from hub.engine import RuleEngine, reference_match
-from hub.rulefile import Rule, RuleSet
+from hub.rules.conditions import Compare, Group
+from hub.rules.engine import RuleEngine, reference_match
+from hub.rules.model import Rule, RuleSet
 
 # "data" and "profile.fields" enclose other paths: durable gets only the compared paths
 PATHS = [

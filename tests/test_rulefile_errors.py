@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from hub.cli import main
-from hub.exceptions import RuleProblem
-from hub.rulefile import check_rules
+from hub.rules.exceptions import RuleProblem
+from hub.rules.reader import check_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 

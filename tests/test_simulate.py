@@ -12,11 +12,11 @@ from sqlalchemy import func, select
 
 from hub.backtest import backtest
 from hub.cli import main
-from hub.engine import RuleEngine
 from hub.evaluate import drain_pending
 from hub.models import ActionRun, Fact, Message, Profile, RuleFiring
 from hub.queue import ALL_QUEUES, queue
-from hub.rulefile import load_rules
+from hub.rules.engine import RuleEngine
+from hub.rules.reader import load_rules
 from hub.runtime import Runtime
 from hub.simulate import parse_since
 from tests.conftest import ROOT, run_jobs

@@ -64,7 +64,7 @@ def raise_fact(
     """Store one hub fact caused by ``cause_fact``; return what happened (for job results).
 
     Facts the hub raises by itself are stored only if a rule can use them (see
-    :meth:`hub.engine.RuleEngine.wants`); ``explicit`` ones (the ``emit`` action) always are.
+    :meth:`hub.rules.engine.RuleEngine.wants`); ``explicit`` ones (the ``emit`` action) always are.
     Given the action's open ``session``, the fact commits with the change it describes (a
     crash cannot keep one and lose the other) and a worker is woken once that commit is done.
     """

@@ -1,6 +1,6 @@
 """Checks across a whole rule set: fact types that look like typos, and emit cycles.
 
-Kept apart from :mod:`hub.rulefile` (which reads one file at a time) because they need every
+Kept apart from :mod:`hub.rules.reader` (which reads one file at a time) because they need every
 rule of the directory.
 """
 
@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from hub.conditions import type_matches
-from hub.exceptions import RuleProblem
-
-if TYPE_CHECKING:
-    from hub.rulefile import Rule
+from hub.rules.conditions import type_matches
+from hub.rules.exceptions import RuleProblem
+from hub.rules.model import Rule
 
 # Fact types the hub knows of: its own, and those its connectors and forms send. A type in a
 # rule that is not known but close to a known one is almost always a typo and is an error

@@ -1,8 +1,8 @@
 """Compiling rule conditions to durable_rules' JSON form, with the kind guards.
 
 Every comparison is guarded by the kind of its path (``_t.kN`` in the document, see
-:class:`PathIndex` and :func:`hub.conditions.kind`), so that durable_rules and the Python
-reading in :mod:`hub.conditions` agree. What durable cannot express is returned as a
+:class:`PathIndex` and :func:`hub.rules.conditions.kind`), so that durable_rules and the Python
+reading in :mod:`hub.rules.conditions` agree. What durable cannot express is returned as a
 *residual* for the engine to evaluate in Python.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from hub.conditions import (
+from hub.rules.conditions import (
     _MISSING,
     ORDERED,
     PYTHON_ONLY_OPS,

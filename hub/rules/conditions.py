@@ -1,6 +1,6 @@
 """Rule conditions: one tree, two readings.
 
-:func:`hub.durable_json.rule_to_durable` compiles what durable_rules can match to its JSON
+:func:`hub.rules.compiler.rule_to_durable` compiles what durable_rules can match to its JSON
 form (what the engine runs); :func:`evaluate` here reads the same tree in Python (used for the
 parts durable cannot express, to explain why a rule did not fire, and as the reference the
 engine is tested against).

@@ -9,14 +9,14 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from hub.conditions import (
+from hub.rules.checks import emit_cycles, unknown_fact_types
+from hub.rules.conditions import (
     OPERATORS,
     ROOTS,
     Compare,
@@ -25,8 +25,9 @@ from hub.conditions import (
     History,
     parse_duration,
 )
-from hub.exceptions import RuleFileError, RuleProblem
-from hub.rulecheck import emit_cycles, unknown_fact_types
+from hub.rules.exceptions import RuleFileError, RuleProblem
+from hub.rules.model import ActionCall, Rule, RuleSet
+from hub.templates import compile_error
 
 FACT_PATTERN = re.compile(r"^[a-z0-9_*?-]+(\.[a-z0-9_*?-]+)*$")
 RULE_KEYS = (
@@ -43,49 +44,6 @@ WHEN_KEYS = ("fact", "all", "any", "none")
 ACTION_KEYS = ("after", "at", "unless")
 HISTORY_KEYS = ("fact", "within", "since", "where", "count")
 _AT_MOST = re.compile(r"^(\d+)\s+per\s+(\S+)$")
-
-
-@dataclass(frozen=True)
-class ActionCall:
-    """One action of a rule, with its validated parameters."""
-
-    name: str
-    params: dict[str, Any]
-    line: int
-    after: int | None = None  # seconds after the fact
-    at: str | None = None  # a template giving a date/time
-    unless: Group | None = None  # checked again when the delay ends
-
-    @property
-    def delayed(self) -> bool:
-        return self.after is not None or self.at is not None
-
-
-@dataclass(frozen=True)
-class Rule:
-    name: str
-    file: str
-    line: int
-    fact_pattern: str
-    condition: Group
-    actions: tuple[ActionCall, ...]
-    description: str = ""
-    priority: int = 0
-    once_per_profile: bool = False
-    at_most: tuple[int, int] | None = None  # (count, seconds)
-    stop: bool = False  # lower-priority rules do not fire on a fact this rule fired on
-
-
-@dataclass(frozen=True)
-class RuleSet:
-    """Every rule of a rule directory, with the content hash that firings record."""
-
-    rules: tuple[Rule, ...]
-    version: str
-    files: tuple[str, ...] = field(default=())
-
-    def by_name(self, name: str) -> Rule:
-        return next(r for r in self.rules if r.name == name)
 
 
 class _Mark:
@@ -429,7 +387,6 @@ class _Reader:
         return calls
 
     def timing(self, item: _Map) -> tuple[int | None, str | None, Group | None] | None:
-        from hub.templates import compile_error
 
         before = len(self.problems)
         after = at = unless = None

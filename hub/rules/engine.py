@@ -30,16 +30,11 @@ from typing import Any
 import durable_rules_engine as durable
 
 from hub import jsoncodec
-from hub.conditions import (
-    Context,
-    Group,
-    History,
-    evaluate,
-    type_matches,
-)
-from hub.durable_json import PathIndex, rule_to_durable
-from hub.exceptions import RuleFileError
-from hub.rulefile import Rule, RuleSet, load_rules, rule_files
+from hub.rules.compiler import PathIndex, rule_to_durable
+from hub.rules.conditions import Context, Group, History, evaluate, type_matches
+from hub.rules.exceptions import RuleFileError
+from hub.rules.model import Rule, RuleSet
+from hub.rules.reader import load_rules, rule_files
 
 log = logging.getLogger(__name__)
 _ruleset_names = itertools.count(1)

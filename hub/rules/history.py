@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import false, func, or_, select
 from sqlalchemy.orm import Session
 
-from hub.conditions import parse_time, type_matches
 from hub.db import one_of
 from hub.models import Fact, RuleFiring, utcnow
-from hub.rulefile import Rule
+from hub.rules.conditions import parse_time, type_matches
+from hub.rules.model import Rule
 
 HISTORY_LIMIT = 5000  # facts per profile looked at by one history condition
 

@@ -1,0 +1,55 @@
+"""What a rule set is once read: rules, their actions and the version firings record.
+
+Plain frozen data, built by :mod:`hub.rules.reader` and read by the engine, the evaluator and
+the analysts' tools; nothing here parses or matches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub.rules.conditions import Group
+
+
+@dataclass(frozen=True)
+class ActionCall:
+    """One action of a rule, with its validated parameters."""
+
+    name: str
+    params: dict[str, Any]
+    line: int
+    after: int | None = None  # seconds after the fact
+    at: str | None = None  # a template giving a date/time
+    unless: Group | None = None  # checked again when the delay ends
+
+    @property
+    def delayed(self) -> bool:
+        return self.after is not None or self.at is not None
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    file: str
+    line: int
+    fact_pattern: str
+    condition: Group
+    actions: tuple[ActionCall, ...]
+    description: str = ""
+    priority: int = 0
+    once_per_profile: bool = False
+    at_most: tuple[int, int] | None = None  # (count, seconds)
+    stop: bool = False  # lower-priority rules do not fire on a fact this rule fired on
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Every rule of a rule directory, with the content hash that firings record."""
+
+    rules: tuple[Rule, ...]
+    version: str
+    files: tuple[str, ...] = field(default=())
+
+    def by_name(self, name: str) -> Rule:
+        return next(r for r in self.rules if r.name == name)
