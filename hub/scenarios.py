@@ -33,9 +33,10 @@ from typing import Any
 import yaml
 
 from hub.actions.emit import MAX_CHAIN_DEPTH, chain_depth
-from hub.actions.mail import SendMailParams, refusal
+from hub.actions.mail import SendMailParams
 from hub.actions.profile import UpdateProfileParams, apply_update
 from hub.actions.values import render_value
+from hub.mail.consent import refusal
 from hub.rules.conditions import StaticContext, describe, evaluate, parse_duration, type_matches
 from hub.rules.engine import RuleEngine
 from hub.rules.history import limit_reason

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hub.exceptions import FatalError, RetriableError
-from hub.mail import compose, deliver, outbox_path
+from hub.mail.delivery import compose, deliver, outbox_path
 from tests.conftest import SMTPSink, free_port
 
 

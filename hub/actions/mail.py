@@ -7,7 +7,6 @@ bounced address. A mail handed to the relay raises the hub's own ``mail.sent`` f
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +16,10 @@ from sqlalchemy import select
 
 from hub import runtime
 from hub.exceptions import FatalError, RetriableError
-from hub.mail import compose, deliver, new_message_id, outbox_path
-from hub.models import Fact, Message, MessageStatus, Profile, ProfileStatus, utcnow
+from hub.mail.consent import MailKind, refusal
+from hub.mail.delivery import compose, deliver, new_message_id, outbox_path
+from hub.models import Fact, Message, MessageStatus, Profile, utcnow
 from hub.templates import compile_error, file_compile_error, file_environment, render_string
-
-
-class MailKind(enum.StrEnum):
-    """Whether consent rules apply: marketing needs ``subscribed``; transactional does not."""
-
-    MARKETING = "marketing"
-    TRANSACTIONAL = "transactional"
 
 
 class SendMailParams(BaseModel):
@@ -35,17 +28,6 @@ class SendMailParams(BaseModel):
     template: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
     subject: str = Field(min_length=1)
     kind: MailKind = MailKind.MARKETING
-
-
-def refusal(status: str, email: str | None, kind: str) -> str | None:
-    """Why a mail of ``kind`` must not go to a profile in ``status``, or None."""
-    if not email:
-        return "profile has no email"
-    if status == ProfileStatus.BOUNCED.value:
-        return f"profile is {status}"
-    if kind == MailKind.MARKETING.value and status != ProfileStatus.SUBSCRIBED.value:
-        return f"profile is {status}"
-    return None
 
 
 def check_send_mail(params: SendMailParams, templates_dir: Path) -> list[str]:
