@@ -264,7 +264,7 @@ def _run_at(action: ActionCall, doc: dict[str, Any], now: Any) -> Any:
     if action.after is not None:
         return now + timedelta(seconds=action.after)
     if action.at is not None:
-        from hub.actions.values import render_value
+        from hub.templates import render_value
 
         when = parse_time(
             render_value(

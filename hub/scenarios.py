@@ -35,12 +35,12 @@ import yaml
 from hub.actions.emit import MAX_CHAIN_DEPTH, chain_depth
 from hub.actions.mail import SendMailParams
 from hub.actions.profile import UpdateProfileParams, apply_update
-from hub.actions.values import render_value
 from hub.mail.consent import refusal
 from hub.rules.conditions import StaticContext, describe, evaluate, parse_duration, type_matches
 from hub.rules.engine import RuleEngine
 from hub.rules.history import limit_reason
 from hub.rules.model import ActionCall, Rule
+from hub.templates import render_value
 
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # a Monday morning
 

@@ -1,4 +1,12 @@
-"""Analyst-written templates run in Jinja2's sandbox: no attribute tricks, no file access."""
+"""Analyst-written templates, all run in Jinja2's immutable sandbox (no attribute tricks, no
+mutation of the context, no file access beyond the template directory).
+
+Three uses, one policy: *values* in rule parameters keep their type (``"{{ fact.data.total }}"``
+gives ``80``, a number, so that a field set from a fact keeps its type and ``increment`` can
+add to it); short *texts* such as a subject line render to a string; template *files*
+(``templates/*.html`` and ``*.txt``) are auto-escaped when they are HTML. Undefined names are
+errors everywhere, so a typo fails the check instead of sending an empty greeting.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,47 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2.nativetypes import NativeCodeGenerator, NativeTemplate, native_concat
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+
+class _NativeSandbox(ImmutableSandboxedEnvironment):
+    code_generator_class = NativeCodeGenerator
+    concat = staticmethod(native_concat)  # type: ignore[assignment]
+
+
+_NativeSandbox.template_class = NativeTemplate
+_value_env = _NativeSandbox(undefined=StrictUndefined)
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def render_value(value: Any, context: dict[str, Any]) -> Any:
+    """Render templates inside ``value`` (text, or lists/mappings of them); keep the rest."""
+    if isinstance(value, dict):
+        return {k: render_value(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render_value(v, context) for v in value]
+    if is_template(value):
+        return _value_env.from_string(value).render(context)
+    return value
+
+
+def template_problems(value: Any, where: str) -> list[str]:
+    """Every template in ``value`` that does not compile, named by its place."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in template_problems(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in template_problems(v, f"{where}[{i}]")]
+    if is_template(value):
+        try:
+            _value_env.parse(value)
+        except TemplateError as exc:
+            return [f"{where}: template does not compile: {exc}"]
+    return []
+
 
 _text_env = ImmutableSandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
 

@@ -18,10 +18,10 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from hub import runtime
-from hub.actions.values import render_value, template_problems
 from hub.facts.schema import FACT_TYPE, FactIn
 from hub.models import ActionRun, Fact, Profile
 from hub.runtime import Runtime
+from hub.templates import render_value, template_problems
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from sqlalchemy import select, tuple_
 
 from hub import runtime
 from hub.actions.emit import raise_fact
-from hub.actions.values import render_value, template_problems
 from hub.facts.schema import EMAIL
 from hub.models import ActionRun, ExternalId, Fact, Profile, ProfileStatus
+from hub.templates import render_value, template_problems
 
 
 class UpdateProfileParams(BaseModel):

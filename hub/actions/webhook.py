@@ -17,9 +17,9 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hub import runtime
-from hub.actions.values import render_value, template_problems
 from hub.exceptions import RetriableError
 from hub.models import ActionRun, Fact, Profile
+from hub.templates import render_value, template_problems
 
 log = logging.getLogger(__name__)
 
