@@ -35,21 +35,22 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import bench_database as database  # noqa: E402
 from hub import runtime  # noqa: E402
+from hub.actions import ACTIONS  # noqa: E402
 from hub.config import Settings  # noqa: E402
-from hub.connector_store import save_instance  # noqa: E402
 from hub.db import Database  # noqa: E402
-from hub.evaluate import drain_pending  # noqa: E402
+from hub.integrations.pulls import run_pull, start_run  # noqa: E402
+from hub.integrations.secrets import SecretBox  # noqa: E402
+from hub.integrations.store import save_instance  # noqa: E402
 from hub.models import ExternalId, Profile, utcnow  # noqa: E402
-from hub.pull import run_pull, start_run  # noqa: E402
 from hub.runtime import Runtime  # noqa: E402
-from hub.secrets_box import SecretBox  # noqa: E402
+from hub.worker.drain import drain_pending  # noqa: E402
 from tests.stand_ins.magento import MagentoStandIn, customer  # noqa: E402
 
 PAGE_SIZE = 500
 
 
 def bench_hub(settings: Settings, shop: MagentoStandIn, n: int) -> dict[str, float]:
-    rt = Runtime.build(settings)
+    rt = Runtime.build(settings, ACTIONS)
     runtime.install(rt)
     rt.redis.flushdb()
     save_instance(

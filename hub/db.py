@@ -1,11 +1,12 @@
 """Database engine, sessions and migrations.
 
-One :class:`Database` per process and settings; Flask keeps it in ``app.extensions``, jobs
-build it from settings once per worker process.
+One :class:`Database` per process and settings, held by the process's
+:class:`~hub.runtime.Runtime`.
 """
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -15,12 +16,10 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from flask import Flask, current_app
 from sqlalchemy import JSON, Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub import jsoncodec
-from hub.config import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -143,6 +142,23 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def import_models() -> list[str]:
+    """Import every module named ``models`` in the ``hub`` package; return their names.
+
+    Tables live beside their concept (``hub/models.py``, ``hub/integrations/models.py``, ...);
+    importing them all puts every table into ``Base.metadata`` for Alembic without a list that
+    someone adding a table must remember to extend.
+    """
+    package = Path(__file__).resolve().parent
+    names = sorted(
+        ".".join(("hub", *path.relative_to(package).with_suffix("").parts))
+        for path in package.rglob("models.py")
+    )
+    for name in names:
+        importlib.import_module(name)
+    return names
+
+
 def alembic_config(url: str, engine: Engine | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -194,16 +210,6 @@ def one_of(session: Session, column: Any, values: Iterable[Any]) -> Any:
     if dialect_name(session) == "postgresql":
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
     return column.in_(values)
-
-
-def init_app(app: Flask, settings: Settings) -> Database:
-    db = Database(settings.resolved_database_url)
-    app.extensions["hub.db"] = db
-    return db
-
-
-def get_db() -> Database:
-    return current_app.extensions["hub.db"]
 
 
 def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:

@@ -71,5 +71,5 @@ def request_evaluation(settings: Settings, connection: Redis) -> None:
     """
     if connection.set(wake_key(settings), "1", nx=True, ex=WAKE_SECONDS):
         queue(FACTS_QUEUE, connection).enqueue(
-            "hub.evaluate.drain_pending", job_timeout=600, result_ttl=60, failure_ttl=86400
+            "hub.worker.drain.drain_pending", job_timeout=600, result_ttl=60, failure_ttl=86400
         )

@@ -30,8 +30,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from hub import runtime
+from hub.actions import ACTIONS
+from hub.apikeys import create_api_key
 from hub.app import create_app
-from hub.auth import create_api_key
 from hub.config import Settings
 from hub.db import Database
 from hub.runtime import Runtime
@@ -153,12 +154,11 @@ def settings(tmp_path: Path, database_url: str, redis_url: str, rules_dir: Path)
 @pytest.fixture
 def hub_runtime(settings: Settings) -> Iterator[Runtime]:
     """The runtime that jobs of this test use, as a worker process would hold it."""
-    rt = Runtime.build(settings)
+    rt = Runtime.build(settings, ACTIONS)
     runtime.install(rt)
     yield rt
-    runtime.install(None)  # type: ignore[arg-type]
-    rt.db.dispose()
-    rt.redis.close()
+    runtime.install(None)
+    rt.close()
 
 
 @pytest.fixture
@@ -166,9 +166,7 @@ def app(settings: Settings, hub_runtime: Runtime) -> Any:
     app = create_app(settings)
     app.config["TESTING"] = True
     yield app
-    app.extensions["hub.waker"].close()  # its last wake-up goes to this test's Redis
-    app.extensions["hub.db"].dispose()
-    app.extensions["hub.redis"].close()
+    runtime.of(app).close()  # its waker's last wake-up goes to this test's Redis
 
 
 @pytest.fixture

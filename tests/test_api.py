@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from hub import runtime
 from hub.models import Fact
 from hub.queue import FACTS_QUEUE, queue
 
@@ -21,7 +22,7 @@ ORDER = {
 
 
 def fact_count(app: Any) -> int:
-    with app.extensions["hub.db"].session() as session:
+    with runtime.of(app).db.session() as session:
         return session.scalar(select(func.count()).select_from(Fact))
 
 
@@ -30,7 +31,7 @@ def test_post_one_fact_is_stored_before_202(client: Any, auth: dict, app: Any) -
     assert response.status_code == 202
     (result,) = response.json["facts"]
     assert result["status"] == "accepted"
-    with app.extensions["hub.db"].session() as session:
+    with runtime.of(app).db.session() as session:
         fact = session.get(Fact, result["id"])
         assert fact.status == "pending"
         assert fact.profile_ref == {"email": "ann@example.com"}
@@ -91,12 +92,12 @@ def test_bad_fact_names_field(
 def test_numbers_and_keys_come_back_as_sent(client: Any, auth: dict, app: Any) -> None:
     data = {"big": 2**70, "deep": {"n": -123456789012345678901234}, "pi": 3.14159, "é": "ü"}
     response = client.post("/api/v1/facts", json=ORDER | {"data": data}, headers=auth)
-    with app.extensions["hub.db"].session() as session:
+    with runtime.of(app).db.session() as session:
         assert session.get(Fact, response.json["facts"][0]["id"]).data == data
 
 
 def test_posted_facts_wake_one_drain_job(client: Any, auth: dict, app: Any) -> None:
-    redis = app.extensions["hub.redis"]
+    redis = runtime.of(app).redis
     facts = queue(FACTS_QUEUE, redis)
     for n in range(20):  # a burst: one wake-up for all, sent by the process's waker thread
         assert client.post("/api/v1/facts", json=ORDER | {"source_id": f"w{n}"}, headers=auth)
@@ -104,13 +105,13 @@ def test_posted_facts_wake_one_drain_job(client: Any, auth: dict, app: Any) -> N
     while facts.count == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert facts.job_ids and len(facts.job_ids) == 1
-    assert facts.jobs[0].func_name == "hub.evaluate.drain_pending"
+    assert facts.jobs[0].func_name == "hub.worker.drain.drain_pending"
 
 
 def test_a_wake_up_due_at_exit_is_sent(client: Any, auth: dict, app: Any) -> None:
-    facts = queue(FACTS_QUEUE, app.extensions["hub.redis"])
+    facts = queue(FACTS_QUEUE, runtime.of(app).redis)
     client.post("/api/v1/facts", json=ORDER, headers=auth)
-    app.extensions["hub.waker"].close()  # the process exits before its waker's interval is up
+    runtime.of(app).waker.close()  # the process exits before its waker's interval is up
     assert facts.count == 1
 
 

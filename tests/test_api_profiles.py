@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from hub import runtime
 from hub.models import Fact, Profile, RuleFiring
 from tests.conftest import run_jobs
 
@@ -13,7 +14,7 @@ URL = "/api/v1/profiles"
 
 
 def count(app: Any, model: Any) -> int:
-    with app.extensions["hub.db"].session() as session:
+    with runtime.of(app).db.session() as session:
         return session.scalar(select(func.count()).select_from(model))
 
 
@@ -49,7 +50,7 @@ def test_profile_lifecycle(client: Any, auth: dict, app: Any) -> None:
         "field": "id",
         "message": f"no profile with id {pid}",
     }
-    with app.extensions["hub.db"].session() as session:
+    with runtime.of(app).db.session() as session:
         sources = set(session.scalars(select(Fact.source)))
     assert sources == {"api"}
 

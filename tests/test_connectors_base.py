@@ -14,12 +14,12 @@ from sqlalchemy import select
 from connectors import registry
 from connectors.exceptions import RemoteRejected, RemoteUnavailable
 from connectors.http import RemoteClient
-from hub.cli import main
+from hub.cli.main import main
 from hub.config import Settings
-from hub.connector_models import ConnectorInstance, ConnectorRun
-from hub.pull import schedule_pulls
+from hub.integrations.models import ConnectorInstance, ConnectorRun
+from hub.integrations.pulls import schedule_pulls
+from hub.integrations.secrets import SecretBox, SecretsUnreadable
 from hub.runtime import Runtime
-from hub.secrets_box import SecretBox, SecretsUnreadable
 from tests.conftest import hub_env, run_jobs
 from tests.stand_ins.base import Answer, Request, StandIn
 from tests.stand_ins.hub_helpers import add_instance
@@ -194,8 +194,8 @@ def test_api_lists_instances_and_runs(
 def test_cli_apply_reads_env_and_keeps_oauth_state_when_unchanged(
     settings: Settings, tmp_path: Any
 ) -> None:
-    from hub.connector_models import ConnectorState
     from hub.db import Database
+    from hub.integrations.models import ConnectorState
 
     spec = tmp_path / "connectors.yaml"
     spec.write_text(

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from hub.pull import start_run
+from hub.integrations.pulls import start_run
 from hub.runtime import Runtime
 from tests.conftest import run_jobs
 from tests.stand_ins.drupal import DrupalStandIn, user

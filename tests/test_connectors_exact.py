@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from connectors import MemoryStateStore, RemoteRejected
 from connectors.exact import ExactConnector
-from hub.connector_models import ConnectorState
-from hub.pull import start_run
+from hub.integrations.models import ConnectorState
+from hub.integrations.pulls import start_run
 from hub.runtime import Runtime
 from tests.conftest import run_jobs
 from tests.stand_ins.exact import ExactStandIn, account, contact, webhook_body

@@ -13,7 +13,7 @@ from rq.registry import ScheduledJobRegistry
 
 from connectors.exceptions import RemoteRejected
 from connectors.magento import SIGNATURE_HEADER, public_pem, sign_body
-from hub.pull import PULL_QUEUE, run_pull, start_run
+from hub.integrations.pulls import PULL_QUEUE, run_pull, start_run
 from hub.queue import queue
 from hub.runtime import Runtime
 from tests.conftest import run_jobs

@@ -8,12 +8,14 @@ from typing import Any
 from redis import Redis
 from sqlalchemy import func, select, update
 
-from hub.evaluate import drain_pending, lock_pending
+from hub import runtime
 from hub.facts.ingest import store_facts
 from hub.facts.schema import FactIn
 from hub.models import Fact, Message, Profile, RuleFiring
 from hub.runtime import Runtime
-from hub.sweep import sweep
+from hub.worker.drain import drain_pending
+from hub.worker.pending import lock_pending
+from hub.worker.sweep import sweep
 from tests.conftest import run_jobs
 
 
@@ -74,8 +76,8 @@ def test_evaluating_again_enqueues_nothing_twice(hub_runtime: Runtime) -> None:
 
 
 def test_a_job_run_twice_acts_once(hub_runtime: Runtime) -> None:
-    from hub.actions.mail import send_mail
-    from hub.actions.profile import update_profile
+    from hub.actions.send_mail import send_mail
+    from hub.actions.update_profile import update_profile
 
     post(hub_runtime, order())
     drain_pending()
@@ -172,7 +174,7 @@ def test_a_batch_held_by_a_worker_is_skipped_and_taken_up_once_it_dies(
 def test_facts_stored_while_redis_is_down_are_picked_up_by_the_sweep(
     hub_runtime: Runtime, client: Any, auth: dict, app: Any
 ) -> None:
-    app.extensions["hub.redis"] = Redis.from_url("redis://127.0.0.1:1")  # nothing listens there
+    runtime.of(app).redis = Redis.from_url("redis://127.0.0.1:1")  # nothing listens there
     response = client.post("/api/v1/facts", json=order(), headers=auth)
     assert response.status_code == 202  # stored: the caller may forget it
     assert count(hub_runtime, Fact, Fact.status == "pending") == 1

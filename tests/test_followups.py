@@ -12,10 +12,11 @@ from rq import SimpleWorker
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
-from hub.evaluate import drain_pending, job_key
 from hub.models import ActionRun, Profile, RuleFiring
 from hub.queue import ACTIONS_QUEUE, ALL_QUEUES, queue
 from hub.runtime import Runtime
+from hub.worker.dispatch import job_key
+from hub.worker.drain import drain_pending
 from tests.conftest import hub_env, start_hub, stop_hub, wait_until
 from tests.test_rule_language import fact, post, profile, use_rules
 
@@ -182,7 +183,7 @@ def test_a_delayed_action_survives_a_worker_restart(
 def test_cli_cancels_every_follow_up_of_a_profile(hub_runtime: Runtime, rules_dir: Path) -> None:
     from click.testing import CliRunner
 
-    from hub.cli import main
+    from hub.cli.main import main
     from tests.conftest import hub_env
 
     use_rules(hub_runtime, rules_dir, NUDGE.replace("AFTER", "1h"))

@@ -16,12 +16,13 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from sqlalchemy import func, select
 
-from hub.actions.emit import MAX_CHAIN_DEPTH
-from hub.evaluate import drain_pending, job_key
+from hub.actions.hub_facts import MAX_CHAIN_DEPTH
 from hub.facts.ingest import store_facts
 from hub.facts.schema import FactIn
 from hub.models import ActionRun, Fact, Message, Profile, RuleFiring
 from hub.runtime import Runtime
+from hub.worker.dispatch import job_key
+from hub.worker.drain import drain_pending
 from tests.conftest import run_jobs
 
 
@@ -291,7 +292,7 @@ def test_unsubscribe_resubscribe_and_the_hub_fact_that_follows(
             when: {fact: form.submitted, all: [data.form: subscribe]}
             then: [{resubscribe: {}}]
           - name: bye
-            when: {fact: profile.unsubscribed, all: [data.previous: subscribed]}
+            when: {fact: profile.unsubscribed, all: [data.previous_status: subscribed]}
             then: [{send_mail: {template: thank-you, subject: Bye, kind: transactional}}]
         """,
     )

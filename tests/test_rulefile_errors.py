@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hub.cli import main
+from hub.actions import ACTIONS
+from hub.cli.main import main
 from hub.rules.exceptions import RuleProblem
 from hub.rules.reader import check_rules
 
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def problems(tmp_path: Path, text: str) -> list[RuleProblem]:
     shutil.copytree(ROOT / "rules" / "templates", tmp_path / "templates", dirs_exist_ok=True)
     (tmp_path / "bad.yaml").write_text(textwrap.dedent(text).lstrip("\n"))
-    return check_rules(tmp_path)[1]
+    return check_rules(tmp_path, ACTIONS)[1]
 
 
 def only(tmp_path: Path, text: str) -> RuleProblem:

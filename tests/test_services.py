@@ -264,7 +264,7 @@ def test_tags_unsubscribe_delete_and_post_fact(svc: ProfileService, hub_runtime:
 def test_delete_skips_a_fact_a_worker_is_evaluating(
     svc: ProfileService, hub_runtime: Runtime
 ) -> None:
-    from hub.evaluate import lock_pending
+    from hub.worker.pending import lock_pending
 
     pid = svc.create("a@example.com", {}, [])["id"]
     held_id, _ = svc.post_fact(pid, "order.placed", {"total": 80}, "held")

@@ -10,15 +10,16 @@ from typing import Any
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from hub.backtest import backtest
-from hub.cli import main
-from hub.evaluate import drain_pending
+from hub.actions import ACTIONS
+from hub.analysis.backtest import backtest
+from hub.analysis.simulate import parse_since
+from hub.cli.main import main
 from hub.models import ActionRun, Fact, Message, Profile, RuleFiring
 from hub.queue import ALL_QUEUES, queue
 from hub.rules.engine import RuleEngine
 from hub.rules.reader import load_rules
 from hub.runtime import Runtime
-from hub.simulate import parse_since
+from hub.worker.drain import drain_pending
 from tests.conftest import ROOT, run_jobs
 from tests.test_rule_language import fact, post
 
@@ -178,7 +179,7 @@ def test_backtest_reports_fired_and_would_fire_per_rule(
     shutil.copytree(rules_dir, changed)
     orders = changed / "orders.yaml"
     orders.write_text(orders.read_text().replace("data.total: {gte: 50}", "data.total: {gte: 100}"))
-    report = backtest(hub_runtime.db, RuleEngine(load_rules(changed)), parse_since("1d"))
+    report = backtest(hub_runtime.db, RuleEngine(load_rules(changed, ACTIONS)), parse_since("1d"))
     rows = {r["rule"]: r for r in report["rules"]}
     assert report["facts"] == 4
     thanks = rows["thank-you-for-your-order"]
@@ -239,4 +240,4 @@ def test_rules_endpoint_lists_the_running_set(client: Any, auth: dict[str, str])
     body = client.get("/api/v1/rules", headers=auth).json
     names = [r["name"] for r in body["rules"]]
     assert "thank-you-for-your-order" in names and body["errors"] == []
-    assert body["version"] == load_rules(ROOT / "rules").version
+    assert body["version"] == load_rules(ROOT / "rules", ACTIONS).version

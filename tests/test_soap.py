@@ -15,6 +15,7 @@ from lxml import etree
 from sqlalchemy import func, select
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from hub import runtime
 from hub.models import Fact, Profile, RuleFiring
 from tests.conftest import run_jobs
 
@@ -63,7 +64,7 @@ def soap(hub_url: str, api_key: str) -> Any:
 
 
 def count(app: Any, model: Any) -> int:
-    with app.extensions["hub.db"].session() as session:
+    with runtime.of(app).db.session() as session:
         return session.scalar(select(func.count()).select_from(model))
 
 
@@ -174,7 +175,7 @@ def test_every_operation_through_zeep(soap: Any, app: Any) -> None:
     assert gone.value.code.endswith("Client.NotFound")
     assert gone.value.message == f"id: no profile with id {pid}"
 
-    with app.extensions["hub.db"].session() as session:
+    with runtime.of(app).db.session() as session:
         stored = session.execute(select(Fact.type, Fact.source).order_by(Fact.id)).all()
     assert stored == [
         ("profile.created", "soap"),
@@ -269,7 +270,7 @@ rules:
     )
     assert as_dict(upsert.profile.Profile[0]) == {"spend": 1500}  # read-your-write, at once
     run_jobs(hub_runtime)
-    with app.extensions["hub.db"].session() as session:
+    with runtime.of(app).db.session() as session:
         firings = session.execute(
             select(RuleFiring.rule_name, Fact.type, Fact.source, Fact.data).join(Fact)
         ).all()
@@ -455,7 +456,7 @@ def test_hostile_or_broken_xml_is_refused_before_parsing(
 
 
 def test_oversized_body_is_refused_unread(hub_url: str, app: Any, api_key: str) -> None:
-    limit = app.config["HUB_SETTINGS"].max_body_bytes
+    limit = runtime.of(app).settings.max_body_bytes
     padding = "<!--" + "x" * limit + "-->"
     got, message = post(hub_url, envelope(padding + "<hub:Database_fields/>", api_key))
     assert (got, message) == ("Client.XmlTooLarge", f"request body over {limit} bytes")

@@ -1,58 +1,35 @@
-"""The actions a rule can take, each an RQ job with a validated parameter model.
+"""The actions a rule can take, each an idempotent RQ job declared in a module of its own.
 
-An action is idempotent by its job id (fact, rule, action index): a job run twice, or a fact
-evaluated twice, takes effect once. Every job takes ``(job_key, fact_id, profile_id, params,
-rule_name)``.
+Every module of this package that declares an :class:`~hub.rules.actions.ActionSpec` at its
+top level adds that action to :data:`ACTIONS`; nothing else lists them. A job is idempotent by
+its key (fact, rule, action index): run twice, or for a fact evaluated twice, it takes effect
+once (see :mod:`hub.actions.ledger`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+import importlib
+import pkgutil
 
-from pydantic import BaseModel
-
-from hub.actions.emit import EmitParams, check_emit
-from hub.actions.mail import SendMailParams, check_send_mail
-from hub.actions.profile import (
-    ConsentParams,
-    CreateProfileParams,
-    UpdateProfileParams,
-    check_consent,
-    check_create_profile,
-    check_update_profile,
-)
-from hub.actions.webhook import WebhookParams, check_webhook
-from hub.queue import ACTIONS_QUEUE, MAIL_QUEUE
+from hub.rules.actions import ActionRegistry, ActionSpec
 
 
-@dataclass(frozen=True)
-class ActionSpec:
-    """What the rule loader and the evaluator need to know about one action."""
+def discover() -> dict[str, ActionSpec]:
+    """Every action declared by a module of this package, by name.
 
-    name: str
-    params: type[BaseModel]
-    job: str  # dotted path of the RQ job function
-    queue: str
-    check: Callable[[BaseModel, Path], list[str]]
+    Raises:
+        ValueError: two modules declare actions of the same name.
+    """
+    found: dict[str, ActionSpec] = {}
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for value in vars(module).values():
+            if not isinstance(value, ActionSpec) or found.get(value.name) is value:
+                continue
+            if value.name in found:
+                raise ValueError(f"action {value.name!r} is declared twice ({module.__name__})")
+            found[value.name] = value
+    return dict(sorted(found.items()))
 
 
-def _spec(
-    name: str, params: type[BaseModel], module: str, check: Callable, queue: str = ACTIONS_QUEUE
-) -> ActionSpec:  # type: ignore[type-arg]
-    return ActionSpec(name, params, f"hub.actions.{module}.{name}", queue, check)
-
-
-ACTIONS: dict[str, ActionSpec] = {
-    spec.name: spec
-    for spec in (
-        _spec("update_profile", UpdateProfileParams, "profile", check_update_profile),
-        _spec("create_profile", CreateProfileParams, "profile", check_create_profile),
-        _spec("unsubscribe", ConsentParams, "profile", check_consent),
-        _spec("resubscribe", ConsentParams, "profile", check_consent),
-        _spec("send_mail", SendMailParams, "mail", check_send_mail, MAIL_QUEUE),
-        _spec("webhook", WebhookParams, "webhook", check_webhook),
-        _spec("emit", EmitParams, "emit", check_emit),
-    )
-}
+ACTIONS: ActionRegistry = discover()

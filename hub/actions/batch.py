@@ -92,7 +92,7 @@ def unpack(item: Item) -> tuple[str, dict[str, Any]]:
 def retry_alone(queue_name: str, func: str, kwargs: dict[str, Any]) -> None:
     """Enqueue one failed action as a job of its own, id = its key, after the first delay."""
     retry = Retry(max=len(RETRY_INTERVALS) - 1, interval=RETRY_INTERVALS[1:])
-    queue(queue_name, runtime.get().redis).enqueue_in(
+    queue(queue_name, runtime.current().redis).enqueue_in(
         timedelta(seconds=RETRY_INTERVALS[0]),
         func,
         kwargs=kwargs,

@@ -16,15 +16,18 @@ from typing import Any, Literal
 import requests
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hub import runtime
+from hub.actions.ledger import action_job, begin
 from hub.exceptions import RetriableError
-from hub.models import ActionRun, Fact, Profile
+from hub.models import ActionRun
+from hub.rules.actions import ActionSpec, Shown
 from hub.templates import render_value, template_problems
 
 log = logging.getLogger(__name__)
 
 
 class WebhookParams(BaseModel):
+    """The request: URL, method, headers and JSON body, all of them templates."""
+
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(min_length=8)
@@ -42,6 +45,7 @@ class WebhookParams(BaseModel):
 
 
 def check_webhook(params: WebhookParams, _templates: Path) -> list[str]:
+    """Every template of the request compiles."""
     return (
         template_problems(params.url, "url")
         + template_problems(params.headers, "headers")
@@ -49,20 +53,14 @@ def check_webhook(params: WebhookParams, _templates: Path) -> list[str]:
     )
 
 
+@action_job
 def webhook(
     job_key: str, fact_id: int, profile_id: int, params: dict[str, Any], rule_name: str = ""
 ) -> str:
     """Send the request once it is accepted (2xx/3xx); retry on 5xx and timeouts only."""
-    rt = runtime.get()
     p = WebhookParams.model_validate(params)
-    with rt.db.session() as session:
-        if session.get(ActionRun, job_key) is not None:
-            return "already sent"
-        profile = session.get(Profile, profile_id)
-        fact = session.get(Fact, fact_id)
-        if profile is None or fact is None:
-            return "profile or fact no longer exists"
-        context = {"profile": profile.as_dict(), "fact": fact.as_dict()}
+    with begin(job_key, fact_id, profile_id, rule_name, done_before="already sent") as act:
+        rt, context = act.rt, act.context
     url = str(render_value(p.url, context))
     headers = {k: str(v) for k, v in render_value(p.headers, context).items()}
     body = render_value(p.body, context)
@@ -84,3 +82,13 @@ def webhook(
         log.warning("webhook %s %s refused: %s (not retried)", p.method, url, outcome)
         return f"refused: {outcome} (not retried)"
     return f"sent: {outcome}"
+
+
+def show_webhook(_profile: dict[str, Any], params: WebhookParams, context: dict[str, Any]) -> Shown:
+    """In a scenario: the method and rendered URL (nothing is sent)."""
+    return Shown("done", f"{params.method} {render_value(params.url, context)}")
+
+
+WEBHOOK = ActionSpec(
+    name="webhook", params=WebhookParams, job=webhook, check=check_webhook, show=show_webhook
+)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from hub import connector_models  # noqa: F401 - registers the connector tables
+from hub.db import import_models
 from hub.models import Base
 
+import_models()  # every module named ``models``: all tables, none listed by hand
 config = context.config
 engine = config.attributes.get("engine") or create_engine(config.get_main_option("sqlalchemy.url"))
 

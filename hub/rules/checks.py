@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 
+from hub.facts.own import OWN_FACTS
 from hub.rules.conditions import type_matches
 from hub.rules.exceptions import RuleProblem
 from hub.rules.model import Rule
@@ -16,14 +17,9 @@ from hub.rules.model import Rule
 # Fact types the hub knows of: its own, and those its connectors and forms send. A type in a
 # rule that is not known but close to a known one is almost always a typo and is an error
 # ("did you mean"); a type far from every known one is taken as a new source's type.
-HUB_FACT_TYPES = (
-    "profile.created",
-    "profile.updated",
-    "profile.unsubscribed",
-    "profile.resubscribed",
+HUB_FACT_TYPES = tuple(OWN_FACTS) + (
     "profile.bounced",
     "profile.registered",
-    "mail.sent",
     "mail.opened",
     "mail.clicked",
     "mail.bounced",

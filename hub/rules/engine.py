@@ -19,12 +19,10 @@ what").
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import durable_rules_engine as durable
@@ -32,9 +30,7 @@ import durable_rules_engine as durable
 from hub import jsoncodec
 from hub.rules.compiler import PathIndex, rule_to_durable
 from hub.rules.conditions import Context, Group, History, evaluate, type_matches
-from hub.rules.exceptions import RuleFileError
 from hub.rules.model import Rule, RuleSet
-from hub.rules.reader import load_rules, rule_files
 
 log = logging.getLogger(__name__)
 _ruleset_names = itertools.count(1)
@@ -92,7 +88,6 @@ class RuleEngine:
 
     def __init__(self, ruleset: RuleSet) -> None:
         self.ruleset = ruleset
-        self.fingerprint: str | None = None
         self.paths = PathIndex()
         self.residuals: list[Group | None] = []
         self.definitions: dict[str, Any] = {}
@@ -236,52 +231,3 @@ def _copy(expr: Any) -> Any:
     if isinstance(expr, list):
         return [_copy(v) for v in expr]
     return expr
-
-
-def directory_fingerprint(path: Path) -> str:
-    """Cheap change detection for a rule directory: names, sizes and times of its files."""
-    digest = hashlib.sha256()
-    templates = path / "templates" if path.is_dir() else path.parent / "templates"
-    files = rule_files(path) if path.exists() else []
-    files += sorted(templates.glob("*")) if templates.is_dir() else []
-    for file in files:
-        try:
-            stat = file.stat()
-        except OSError:
-            continue
-        digest.update(f"{file}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
-    return digest.hexdigest()
-
-
-def refresh(rt: Any, rules_dir: Path | None = None) -> RuleFileError | None:
-    """Reload the rules of a running process if their files changed and are valid.
-
-    An invalid change leaves the last valid rule set running; the problems are logged, kept
-    in Redis (``<prefix>:rules:error``, shown by ``POST /api/v1/rules/reload``) and returned.
-    """
-    path = rules_dir or rt.settings.rules_dir
-    current = rt.engine
-    fingerprint = directory_fingerprint(path)
-    if fingerprint == current.fingerprint:
-        return None
-    key = f"{rt.settings.redis_prefix}:rules:error"
-    try:
-        ruleset = load_rules(path)
-    except RuleFileError as exc:
-        current.fingerprint = fingerprint  # report once per change, not on every batch
-        log.error(
-            "rule files changed but are invalid; still running version %s:\n%s",
-            current.ruleset.version,
-            exc,
-        )
-        rt.redis.set(key, str(exc))
-        return exc
-    if ruleset.version != current.ruleset.version:
-        engine = RuleEngine(ruleset)
-        engine.fingerprint = fingerprint
-        rt.set_engine(engine)
-        log.info("rules reloaded: version %s (%d rules)", ruleset.version, len(ruleset.rules))
-    else:
-        current.fingerprint = fingerprint
-    rt.redis.delete(key)
-    return None

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from hub.db import one_of
 from hub.models import Fact, RuleFiring, utcnow
 from hub.rules.conditions import parse_time, type_matches
+from hub.rules.document import history_document
 from hub.rules.model import Rule
 
 HISTORY_LIMIT = 5000  # facts per profile looked at by one history condition
@@ -75,12 +76,12 @@ class DbContext:
         for pid, fid, ftype, source, source_id, occurred_at, data, _n in rows:
             if fid not in in_batch:
                 self._facts[pid].append(
-                    history_doc(fid, ftype, source, source_id, occurred_at, data)
+                    history_document(fid, ftype, source, source_id, occurred_at, data)
                 )
         for pid, f in self.batch_facts:
             if pid in profile_ids and _wanted(f.type, self.history_types):
                 self._facts[pid].append(
-                    history_doc(f.id, f.type, f.source, f.source_id, f.occurred_at, f.data)
+                    history_document(f.id, f.type, f.source, f.source_id, f.occurred_at, f.data)
                 )
 
     def facts(self, doc: dict[str, Any], since: datetime | None) -> list[dict[str, Any]]:
@@ -121,29 +122,6 @@ class DbContext:
         limits ever read a profile's firings.
         """
         self._recorded.setdefault(profile_id, []).append((rule_name, at))
-
-
-def history_doc(
-    fact_id: int,
-    fact_type: str,
-    source: str,
-    source_id: str | None,
-    occurred_at: datetime,
-    data: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """A fact of a profile's past as history conditions read it."""
-    return {
-        "type": fact_type,
-        "fact": {
-            "id": fact_id,
-            "type": fact_type,
-            "source": source,
-            "source_id": source_id,
-            "occurred_at": occurred_at.isoformat(),
-        },
-        "data": dict(data or {}),
-        "_at": occurred_at,  # parsed once, for the windows (see conditions._position)
-    }
 
 
 def _wanted(fact_type: str, patterns: Sequence[str] | None) -> bool:

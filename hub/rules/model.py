@@ -7,9 +7,12 @@ the analysts' tools; nothing here parses or matches.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from hub.rules.conditions import Group
+from hub.rules.conditions import Group, parse_time
+from hub.rules.document import template_context
+from hub.templates import render_value
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,21 @@ class ActionCall:
     @property
     def delayed(self) -> bool:
         return self.after is not None or self.at is not None
+
+    def due_at(self, doc: dict[str, Any], now: datetime) -> datetime | None:
+        """When the action is due for ``doc`` (None: now); ``at`` dates in the past run now.
+
+        Raises:
+            ValueError: ``at`` rendered to something that is not a date (bad data in a fact).
+        """
+        if self.after is not None:
+            return now + timedelta(seconds=self.after)
+        if self.at is None:
+            return None
+        when = parse_time(render_value(self.at, template_context(doc)))
+        if when is None:
+            raise ValueError(f"'at' of {self.name} did not give a date: {self.at!r}")
+        return max(when, now)
 
 
 @dataclass(frozen=True)

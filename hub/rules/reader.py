@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from hub.rules.actions import ActionRegistry
 from hub.rules.checks import emit_cycles, unknown_fact_types
 from hub.rules.conditions import (
     OPERATORS,
@@ -102,9 +103,10 @@ def _suggest(word: Any, choices: Any) -> str:
 class _Reader:
     """Reads one file, collecting problems instead of stopping at the first."""
 
-    def __init__(self, path: str, templates_dir: Path) -> None:
+    def __init__(self, path: str, templates_dir: Path, actions: ActionRegistry) -> None:
         self.path = path
         self.templates_dir = templates_dir
+        self.actions = actions
         self.problems: list[RuleProblem] = []
         self.fact_types: list[str] = []
         self.pattern_marks: dict[str, _Mark] = {}
@@ -337,8 +339,6 @@ class _Reader:
         return History(pattern, where, within, since == "trigger", count_op, count)
 
     def then(self, then: Any, mark: _Mark) -> list[ActionCall]:
-        from hub.actions import ACTIONS  # the registry imports action modules
-
         if then is None:
             return []
         if not isinstance(then, _List) or not then:
@@ -357,12 +357,12 @@ class _Reader:
             name = names[0]
             params = item[name]
             key_mark = item.key_marks[name]
-            spec = ACTIONS.get(name)
+            spec = self.actions.get(name)
             if spec is None:
                 self.problem(
                     key_mark,
-                    f"unknown action {name!r}{_suggest(name, ACTIONS)} "
-                    f"(expected one of {', '.join(sorted(ACTIONS))})",
+                    f"unknown action {name!r}{_suggest(name, self.actions)} "
+                    f"(expected one of {', '.join(sorted(self.actions))})",
                 )
                 continue
             try:
@@ -466,8 +466,13 @@ def rule_files(path: Path) -> list[Path]:
     return sorted(p for p in path.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
 
 
-def check_rules(path: Path, templates_dir: Path | None = None) -> tuple[RuleSet, list[RuleProblem]]:
-    """Read every rule file under ``path``; return the rules and every problem found."""
+def check_rules(
+    path: Path, actions: ActionRegistry, templates_dir: Path | None = None
+) -> tuple[RuleSet, list[RuleProblem]]:
+    """Read every rule file under ``path``; return the rules and every problem found.
+
+    ``actions`` is the registry of actions rules may name (``hub.actions.ACTIONS``).
+    """
     files = rule_files(path)
     templates_dir = templates_dir or (path if path.is_dir() else path.parent) / "templates"
     problems: list[RuleProblem] = []
@@ -479,7 +484,7 @@ def check_rules(path: Path, templates_dir: Path | None = None) -> tuple[RuleSet,
     for file in files:
         text = file.read_text(encoding="utf-8")
         digest.update(file.name.encode() + b"\0" + text.encode() + b"\0")
-        reader = _Reader(str(file), templates_dir)
+        reader = _Reader(str(file), templates_dir, actions)
         rules.extend(reader.read(text))
         problems.extend(reader.problems)
         readers.append(reader)
@@ -510,9 +515,24 @@ def check_rules(path: Path, templates_dir: Path | None = None) -> tuple[RuleSet,
     return RuleSet(tuple(rules), digest.hexdigest()[:16], tuple(str(f) for f in files)), problems
 
 
-def load_rules(path: Path, templates_dir: Path | None = None) -> RuleSet:
+def load_rules(path: Path, actions: ActionRegistry, templates_dir: Path | None = None) -> RuleSet:
     """The rule set under ``path``; raise :class:`RuleFileError` listing every problem."""
-    ruleset, problems = check_rules(path, templates_dir)
+    ruleset, problems = check_rules(path, actions, templates_dir)
     if problems:
         raise RuleFileError(problems)
     return ruleset
+
+
+def directory_fingerprint(path: Path) -> str:
+    """Cheap change detection for a rule directory: names, sizes and times of its files."""
+    digest = hashlib.sha256()
+    templates = path / "templates" if path.is_dir() else path.parent / "templates"
+    files = rule_files(path) if path.exists() else []
+    files += sorted(templates.glob("*")) if templates.is_dir() else []
+    for file in files:
+        try:
+            stat = file.stat()
+        except OSError:
+            continue
+        digest.update(f"{file}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    return digest.hexdigest()

@@ -16,7 +16,8 @@ from spyne.model.fault import Fault
 from spyne.protocol.soap import Soap11, Soap12
 from spyne.server.wsgi import WsgiApplication
 
-from hub.auth import check_api_key
+from hub import runtime
+from hub.apikeys import check_api_key
 from hub.exceptions import InputError
 from hub.profiles.service import ProfileService
 from hub.soap.faults import fault_code, fault_text
@@ -49,10 +50,11 @@ class HubSoapApplication(Application):
 
 def build(flask_app: Flask, soap_version: str = "1.1") -> XmlGuard:
     """The WSGI app to mount for one SOAP version: XML guard, then spyne, then the services."""
-    settings = flask_app.config["HUB_SETTINGS"]
+    rt = runtime.of(flask_app)
+    settings = rt.settings
 
     def on_method_call(ctx: Any) -> None:
-        db = flask_app.extensions["hub.db"]
+        db = rt.db
         header = ctx.in_header
         key = (getattr(header, "key", None) or "").strip()
         if not key:
@@ -65,7 +67,7 @@ def build(flask_app: Flask, soap_version: str = "1.1") -> XmlGuard:
                 raise Fault(
                     faultcode="Client.InvalidApiKey", faultstring="ApiKey: invalid or revoked key"
                 )
-        ctx.udc = ProfileService(db, settings, flask_app.extensions["hub.redis"], SOURCE)
+        ctx.udc = ProfileService(db, settings, rt.redis, SOURCE)
 
     protocol = Soap12 if soap_version == "1.2" else Soap11
     application = HubSoapApplication(

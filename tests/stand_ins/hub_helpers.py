@@ -6,11 +6,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from hub.connector_models import ConnectorCursor, ConnectorInstance, ConnectorRun
-from hub.connector_store import save_instance
+from hub.integrations.models import ConnectorCursor, ConnectorInstance, ConnectorRun
+from hub.integrations.secrets import SecretBox
+from hub.integrations.store import save_instance
 from hub.models import ExternalId, Fact, Profile
 from hub.runtime import Runtime
-from hub.secrets_box import SecretBox
 
 
 def add_instance(rt: Runtime, name: str, connector: str, **config: Any) -> None:

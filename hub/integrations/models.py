@@ -1,7 +1,7 @@
 """Tables of the connectors: configured instances, pull cursors, run records, OAuth state.
 
 Secrets never sit in clear text: ``ConnectorInstance.secrets`` and ``ConnectorState.sealed``
-hold Fernet tokens made by :mod:`hub.secrets_box`.
+hold Fernet tokens made by :mod:`hub.integrations.secrets`.
 """
 
 from __future__ import annotations

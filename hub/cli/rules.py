@@ -1,39 +1,48 @@
-"""``hub rules test | simulate | backtest | cancel``: the analyst's tools on the command line.
-
-Registered onto the ``rules`` group of :mod:`hub.cli` by :func:`register`.
-"""
+"""``hub rules check | test | simulate | backtest | cancel``: the analysts' tools."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-
-def _load_engine(path: Path) -> Any:
-    from hub.rules.engine import RuleEngine
-    from hub.rules.reader import check_rules
-
-    ruleset, problems = check_rules(path)
-    if problems:
-        for problem in problems:
-            click.echo(str(problem), err=True)
-        raise click.ClickException(f"the rule files under {path} are invalid")
-    return RuleEngine(ruleset)
+from hub.actions import ACTIONS
+from hub.actions.followups import cancel, cancel_for_profile
+from hub.analysis.backtest import backtest
+from hub.analysis.scenarios import run_files
+from hub.analysis.simulate import parse_since, simulate
+from hub.cli.common import embedded, load_engine_or_exit, read_settings
+from hub.db import Database
+from hub.facts.schema import validate_facts
+from hub.rules.reader import check_rules
+from hub.runtime import Runtime
 
 
 def _rules_dir(path: Path | None) -> Path:
-    if path is not None:
-        return path
-    from hub.cli import _settings
-
-    return _settings().rules_dir
+    return path if path is not None else read_settings().rules_dir
 
 
-@click.command("test")
+@click.group("rules")
+def rules() -> None:
+    """Rule files."""
+
+
+@rules.command("check")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+def rules_check(path: Path | None) -> None:
+    """Validate rule files; print each problem as file:line:column: message."""
+    ruleset, problems = check_rules(_rules_dir(path), ACTIONS)
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if problems:
+        sys.exit(1)
+    count = f"{len(ruleset.rules)} rules in {len(ruleset.files)} files"
+    click.echo(f"{count} are valid (version {ruleset.version})")
+
+
+@rules.command("test")
 @click.argument("scenarios", required=False, type=click.Path(path_type=Path, exists=True))
 @click.option(
     "--rules",
@@ -44,10 +53,8 @@ def _rules_dir(path: Path | None) -> Path:
 @click.option("-v", "--verbose", is_flag=True, help="Show every action of passing scenarios.")
 def rules_test(scenarios: Path | None, rules_path: Path | None, verbose: bool) -> None:
     """Run scenario files (default: <rules>/tests) with a simulated clock; exit 1 on failure."""
-    from hub.scenarios import run_files
-
     rules_dir = _rules_dir(rules_path)
-    engine = _load_engine(rules_dir)
+    engine = load_engine_or_exit(rules_dir)
     target = scenarios or rules_dir / "tests"
     results = run_files(engine, target)
     if not results:
@@ -67,7 +74,7 @@ def rules_test(scenarios: Path | None, rules_path: Path | None, verbose: bool) -
         sys.exit(1)
 
 
-@click.command("simulate")
+@rules.command("simulate")
 @click.argument("fact_json")
 @click.option("--profile", "profile_json", help="The profile as JSON (default: the stored one).")
 @click.option("--rules", "rules_path", type=click.Path(path_type=Path, exists=True))
@@ -76,9 +83,6 @@ def rules_simulate(
     fact_json: str, profile_json: str | None, rules_path: Path | None, offline: bool
 ) -> None:
     """Show what the rules would do with FACT_JSON (a JSON object, or @file); no side effect."""
-    from hub.facts.schema import validate_facts
-    from hub.simulate import simulate
-
     raw = Path(fact_json[1:]).read_text() if fact_json.startswith("@") else fact_json
     try:
         fact = json.loads(raw)
@@ -88,14 +92,11 @@ def rules_simulate(
     facts, errors = validate_facts([fact])
     if errors:
         raise click.ClickException("; ".join(f"{e.field}: {e.message}" for e in errors))
-    engine = _load_engine(_rules_dir(rules_path))
+    engine = load_engine_or_exit(_rules_dir(rules_path))
     if offline:
         result = simulate(engine, facts[0], profile)
     else:
-        from hub.cli import _settings
-        from hub.db import Database
-
-        db = Database(_settings().resolved_database_url)
+        db = Database(read_settings().resolved_database_url)
         try:
             with db.session() as session:
                 result = simulate(engine, facts[0], profile, session=session)
@@ -105,7 +106,7 @@ def rules_simulate(
     click.echo(json.dumps(result, indent=2, default=str))
 
 
-@click.command("backtest")
+@rules.command("backtest")
 @click.option("--since", default="30d", show_default=True, help="A duration back (30d) or a date.")
 @click.option(
     "--rules",
@@ -118,17 +119,12 @@ def rules_simulate(
 def rules_backtest(since: str, rules_path: Path | None, examples: int, as_json: bool) -> None:
     """Replay stored facts against a rule set, with no side effect; per rule, how often it
     fired and would fire."""
-    from hub.backtest import backtest
-    from hub.cli import _settings
-    from hub.db import Database
-    from hub.simulate import parse_since
-
     try:
         start = parse_since(since)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
-    engine = _load_engine(_rules_dir(rules_path))
-    db = Database(_settings().resolved_database_url)
+    engine = load_engine_or_exit(_rules_dir(rules_path))
+    db = Database(read_settings().resolved_database_url)
     try:
         report = backtest(db, engine, start, examples=examples)
     finally:
@@ -149,24 +145,19 @@ def rules_backtest(since: str, rules_path: Path | None, examples: int, as_json: 
         )
 
 
-@click.command("cancel")
+@rules.command("cancel")
 @click.argument("job_ids", nargs=-1)
 @click.option("--profile", "profile_id", type=int, help="Cancel every follow-up of this profile.")
 @click.option("--rule", "rule_name", help="With --profile: only this rule's follow-ups.")
 def rules_cancel(job_ids: tuple[str, ...], profile_id: int | None, rule_name: str | None) -> None:
     """Cancel scheduled follow-ups by job id (see the profile timeline) or by profile."""
-    from hub.cli import _embedded, _settings
-    from hub.followups import cancel, cancel_for_profile
-    from hub.runtime import Runtime
-
-    rt = Runtime.build(_embedded(_settings()))
+    rt = Runtime.build(embedded(read_settings()), ACTIONS)
     try:
         done = [j for j in job_ids if cancel(rt, j)]
         if profile_id is not None:
             done += cancel_for_profile(rt, profile_id, rule_name)
     finally:
-        rt.db.dispose()
-        rt.redis.close()
+        rt.close()
     for job_id in done:
         click.echo(f"cancelled {job_id}")
     missed = set(job_ids) - set(done)
@@ -174,9 +165,3 @@ def rules_cancel(job_ids: tuple[str, ...], profile_id: int | None, rule_name: st
         click.echo(f"not cancelled (already ran, skipped or cancelled): {job_id}", err=True)
     if missed:
         sys.exit(1)
-
-
-def register(group: click.Group) -> None:
-    """Add the analyst commands to ``hub rules``."""
-    for command in (rules_test, rules_simulate, rules_backtest, rules_cancel):
-        group.add_command(command)

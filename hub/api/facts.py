@@ -1,39 +1,31 @@
-"""REST API ``/api/v1``: post facts, read a fact's fate (profiles: :mod:`hub.api_profiles`)."""
+"""``/api/v1/facts``: post facts, and read a fact's fate (its firings and their actions)."""
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
 from typing import Any
 
-import yaml
 from flask import Blueprint, current_app, jsonify, request
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from sqlalchemy import select
 
-from hub import jsoncodec
-from hub.auth import require_api_key
-from hub.db import get_db
+from hub import jsoncodec, runtime
+from hub.api.auth import require_api_key
 from hub.facts.ingest import store_facts
 from hub.facts.schema import validate_facts
 from hub.models import ActionRun, Fact, Message
+from hub.web import json_error
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
-OPENAPI_FILE = Path(__file__).parent / "openapi.yaml"
-
-
-def error(status: int, code: str, message: str, **extra: Any) -> Any:
-    response = jsonify({"error": code, "message": message, **extra})
-    response.status_code = status
-    return response
+bp = Blueprint("api_facts", __name__, url_prefix="/api/v1")
+error = json_error
 
 
 @bp.post("/facts")
 @require_api_key
 def post_facts() -> Any:
     """Store one fact or a list; 202 only once they are committed."""
-    settings = current_app.config["HUB_SETTINGS"]
+    rt = runtime.of(current_app)
+    settings = rt.settings
     try:
         body = jsoncodec.loads(request.get_data(cache=False) or b"")
     except (ValueError, UnicodeDecodeError) as exc:
@@ -57,8 +49,8 @@ def post_facts() -> Any:
             f"{len(errors)} problem(s); nothing was stored",
             errors=[e.model_dump() for e in errors],
         )
-    stored = store_facts(get_db(), facts)
-    current_app.extensions["hub.waker"].wake()
+    stored = store_facts(rt.db, facts)
+    rt.wake()
     return jsonify({"facts": [{"id": s.id, "status": s.status} for s in stored]}), 202
 
 
@@ -66,7 +58,7 @@ def post_facts() -> Any:
 @require_api_key
 def get_fact(fact_id: int) -> Any:
     """A fact, its status, the rules it fired and the state of their jobs."""
-    with get_db().session() as session:
+    with runtime.of(current_app).db.session() as session:
         fact = session.get(Fact, fact_id)
         if fact is None:
             return error(404, "not_found", f"no fact with id {fact_id}")
@@ -99,17 +91,6 @@ def get_fact(fact_id: int) -> Any:
     return jsonify(body)
 
 
-@bp.get("/openapi.json")
-def openapi() -> Any:
-    return jsonify(_openapi())
-
-
-@functools.cache
-def _openapi() -> dict[str, Any]:
-    """The description, parsed once per process (parsing the YAML took 70 ms a request)."""
-    return yaml.safe_load(OPENAPI_FILE.read_text())  # type: ignore[no-any-return]
-
-
 def action_status(record: dict[str, Any], ledger: dict[str, str]) -> str:
     """Where one action of a firing stands: the ledger first, then its RQ job.
 
@@ -127,7 +108,7 @@ def action_status(record: dict[str, Any], ledger: dict[str, str]) -> str:
         if not job_id:
             continue
         try:
-            status = Job.fetch(job_id, connection=current_app.extensions["hub.redis"]).get_status()
+            status = Job.fetch(job_id, connection=runtime.of(current_app).redis).get_status()
             return str(getattr(status, "value", status) or "unknown")
         except NoSuchJobError:
             continue

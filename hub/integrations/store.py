@@ -1,7 +1,8 @@
 """Configured connector instances: saving them (secrets sealed), and building their connectors.
 
-An instance's configuration is validated by its connector class before anything is written, and
-split in two: plain settings, and the secret ones sealed with :class:`~hub.secrets_box.SecretBox`.
+An instance's configuration is validated by its connector class before anything is written,
+and split in two: plain settings, and the secret ones sealed with
+:class:`~hub.integrations.secrets.SecretBox`.
 Nothing here returns or logs a secret value.
 """
 
@@ -16,10 +17,10 @@ from sqlalchemy import select
 
 from connectors import registry
 from connectors.base import Connector
-from hub.connector_models import ConnectorInstance, ConnectorState
 from hub.db import Database
 from hub.exceptions import HubError
-from hub.secrets_box import SecretBox
+from hub.integrations.models import ConnectorInstance, ConnectorState
+from hub.integrations.secrets import SecretBox
 
 INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 

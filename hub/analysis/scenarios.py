@@ -32,15 +32,14 @@ from typing import Any
 
 import yaml
 
-from hub.actions.emit import MAX_CHAIN_DEPTH, chain_depth
-from hub.actions.mail import SendMailParams
-from hub.actions.profile import UpdateProfileParams, apply_update
-from hub.mail.consent import refusal
+from hub.actions import ACTIONS
+from hub.actions.hub_facts import MAX_CHAIN_DEPTH, chain_depth
+from hub.rules.actions import ActionRegistry
 from hub.rules.conditions import StaticContext, describe, evaluate, parse_duration, type_matches
+from hub.rules.document import document
 from hub.rules.engine import RuleEngine
 from hub.rules.history import limit_reason
 from hub.rules.model import ActionCall, Rule
-from hub.templates import render_value
 
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # a Monday morning
 
@@ -90,8 +89,15 @@ class _Pending:
 class Simulation:
     """The hub in memory for one profile, driven by a simulated clock."""
 
-    def __init__(self, engine: RuleEngine, profile: dict[str, Any], start: datetime) -> None:
+    def __init__(
+        self,
+        engine: RuleEngine,
+        profile: dict[str, Any],
+        start: datetime,
+        actions: ActionRegistry = ACTIONS,
+    ) -> None:
         self.engine = engine
+        self.actions = actions
         self.start = start
         self.now = start
         self.profile = {
@@ -133,17 +139,16 @@ class Simulation:
 
     def fact(self, fact_type: str, data: dict[str, Any], depth: int) -> None:
         fact_id = next(self._ids)
-        doc = {
-            "type": fact_type,
-            "fact": {
+        doc = document(
+            {
                 "id": fact_id,
                 "type": fact_type,
                 "source": "scenario",
                 "occurred_at": self.now.isoformat(),
+                "data": data,
             },
-            "data": data,
-            "profile": _copy(self.profile),
-        }
+            _copy(self.profile),
+        )
         self.log.append(f"{_fmt(self.now - self.start)} fact {fact_type} {data}")
         (rules,) = self.engine.match([doc], self.ctx())
         self.history.append({k: doc[k] for k in ("type", "fact", "data")})
@@ -154,9 +159,7 @@ class Simulation:
                 continue
             self.firings.append((rule.name, self.now))
             for action in rule.actions:
-                from hub.evaluate import _run_at
-
-                run_at = _run_at(action, doc, self.now)
+                run_at = action.due_at(doc, self.now)
                 if run_at is None or run_at <= self.now:
                     self.execute(rule, action, doc)
                 else:
@@ -182,52 +185,16 @@ class Simulation:
                 )
                 return
         context = {"profile": _copy(self.profile), "fact": doc["fact"] | {"data": doc["data"]}}
-        name, params = action.name, action.params
+        spec = self.actions[action.name]
+        shown = spec.show(self.profile, spec.params.model_validate(action.params), context)
+        self.outcomes.append(Outcome(rule.name, action.name, at, shown.result, shown.detail))
+        if shown.result != "done":
+            return
         depth = chain_depth(doc["data"]) + 1
-        raised: list[tuple[str, dict[str, Any], bool]] = []
-        if name == "update_profile":
-            changed = apply_update(
-                self.profile, UpdateProfileParams.model_validate(params), context
-            )
-            detail = f"changed {', '.join(changed)}" if changed else "nothing changed"
-            if changed:
-                raised.append(("profile.updated", {"changed": changed}, False))
-        elif name in ("unsubscribe", "resubscribe"):
-            target = "unsubscribed" if name == "unsubscribe" else "subscribed"
-            before = self.profile["status"]
-            if target == "subscribed" and before == "bounced":
-                self.outcomes.append(Outcome(rule.name, name, at, "refused", "the address bounced"))
-                return
-            self.profile["status"] = target
-            detail = f"{before} -> {target}"
-            if before != target:
-                raised.append(
-                    (
-                        f"profile.{'unsubscribed' if name == 'unsubscribe' else 'resubscribed'}",
-                        {"previous": before},
-                        False,
-                    )
-                )
-        elif name == "send_mail":
-            p = SendMailParams.model_validate(params)
-            refused = refusal(self.profile["status"], self.profile["email"], p.kind.value)
-            if refused:
-                self.outcomes.append(Outcome(rule.name, name, at, "skipped", refused))
-                return
-            detail = f"{p.template}: {render_value(p.subject, context)}"
-            raised.append(("mail.sent", {"template": p.template, "kind": p.kind.value}, False))
-        elif name == "emit":
-            data = render_value(params.get("data", {}), context)
-            detail = params["type"]
-            raised.append((params["type"], data, True))
-        elif name == "webhook":
-            detail = f"{params.get('method', 'POST')} {render_value(params['url'], context)}"
-        else:
-            detail = str(render_value(params, context))
-        self.outcomes.append(Outcome(rule.name, name, at, "done", detail))
-        for fact_type, data, explicit in raised:
+        for raised in shown.raised:
+            fact_type = raised.type
             data = {
-                **data,
+                **raised.data,
                 "caused_by": {"fact": doc["fact"]["id"], "rule": rule.name, "depth": depth},
             }
             if depth > MAX_CHAIN_DEPTH:
@@ -235,13 +202,10 @@ class Simulation:
                     Outcome(rule.name, "chain", at, "stopped", f"{fact_type} at depth {depth}")
                 )
                 continue
-            probe = {
-                "type": fact_type,
-                "fact": {"type": fact_type, "source": "hub"},
-                "data": data,
-                "profile": _copy(self.profile),
-            }
-            if explicit or self.engine.wants(probe):
+            probe = document(
+                {"type": fact_type, "source": "hub", "data": data}, _copy(self.profile)
+            )
+            if raised.explicit or self.engine.wants(probe):
                 self.fact(fact_type, data, depth)
 
 

@@ -15,7 +15,16 @@ from sqlalchemy.orm import Session
 
 from hub.facts.schema import FactIn
 from hub.models import ExternalId, Profile
-from hub.rules.conditions import Context, StaticContext, describe, first_failing, type_matches
+from hub.rules.conditions import (
+    Context,
+    StaticContext,
+    describe,
+    first_failing,
+    parse_duration,
+    parse_time,
+    type_matches,
+)
+from hub.rules.document import document
 from hub.rules.engine import RuleEngine
 from hub.rules.history import DbContext, apply_limits
 from hub.rules.model import ActionCall, Rule
@@ -57,31 +66,30 @@ def stored_profile(session: Session, ref: dict[str, Any]) -> dict[str, Any] | No
     return None
 
 
-def document(
+def fact_in_document(
     fact: FactIn, profile: dict[str, Any], now: datetime, fact_id: Any = None
 ) -> dict[str, Any]:
+    """The document of a fact not stored (yet): its time is ``now`` unless it gives one."""
     occurred = (fact.occurred_at or now).astimezone(UTC).isoformat()
-    return {
-        "type": fact.type,
-        "fact": {
+    return document(
+        {
             "id": fact_id,
             "type": fact.type,
             "source": fact.source,
             "source_id": fact.source_id,
             "occurred_at": occurred,
+            "data": dict(fact.data),
         },
-        "data": dict(fact.data),
-        "profile": profile,
-    }
+        profile,
+    )
 
 
 def action_plan(action: ActionCall, doc: dict[str, Any], now: datetime) -> dict[str, Any]:
     """One action as it would be scheduled: its time, delay and ``unless``."""
-    from hub.evaluate import _run_at
 
     out: dict[str, Any] = {"action": action.name, "params": action.params}
     try:
-        run_at = _run_at(action, doc, now)
+        run_at = action.due_at(doc, now)
     except Exception as exc:  # noqa: BLE001 - reported, as the evaluator would skip it
         out["error"] = f"{type(exc).__name__}: {exc}"
         return out
@@ -116,7 +124,7 @@ def simulate(
     ref = fact.profile.model_dump(exclude_none=True, exclude_defaults=True)
     stored = stored_profile(session, ref) if session is not None and profile is None else None
     prof = profile_dict(ref, stored or profile, now)
-    doc = document(fact, prof, now)
+    doc = fact_in_document(fact, prof, now)
     if ctx is None:
         ctx = DbContext(session, now) if session is not None else StaticContext(now=now)
     (fired,) = engine.match([doc], ctx)
@@ -153,8 +161,6 @@ def simulate(
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """``30d`` (a duration back from now) or an ISO date."""
-    from hub.rules.conditions import parse_duration, parse_time
-
     now = now or datetime.now(UTC)
     try:
         return now - timedelta(seconds=parse_duration(text))

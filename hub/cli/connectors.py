@@ -12,42 +12,29 @@ from typing import Any
 
 import click
 import yaml
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 
+from connectors import registry
 from connectors.exceptions import ConfigInvalid, ConnectorError
-from hub import config
-from hub.config import Settings
-from hub.exceptions import ConfigError, HubError
+from hub.cli.common import build_runtime, read_settings
+from hub.exceptions import HubError
+from hub.integrations.pulls import recent_runs, run_pull, start_run
+from hub.integrations.secrets import SecretBox
+from hub.integrations.store import list_instances, load_connector, save_instance
+from hub.runtime import Runtime
 
 
-def _settings() -> Settings:
-    try:
-        return config.from_env()
-    except ConfigError as exc:
-        raise click.ClickException(f"configuration: {exc}") from exc
+def _runtime() -> Runtime:
+    """A runtime whose jobs (a pull run here) use it too."""
+    return build_runtime(read_settings(), install=True)
 
 
-def _runtime() -> Any:
-    from hub import runtime
-    from hub.runtime import Runtime
-
-    settings = _settings()
-    if not settings.redis_url:
-        from hub.queue import embedded_redis_url
-
-        settings = settings.with_overrides(redis_url=embedded_redis_url(settings.home))
-    rt = Runtime.build(settings)
-    rt.db.upgrade()
-    runtime.install(rt)
-    return rt
-
-
-def _box(rt: Any) -> Any:
-    from hub.secrets_box import SecretBox
-
+def _box(rt: Runtime) -> SecretBox:
     return SecretBox(rt.settings.secret_key)
 
 
-@click.group()
+@click.group("connectors")
 def connectors() -> None:
     """Connector instances (Magento, Drupal, Exact Online, plugins)."""
 
@@ -55,8 +42,6 @@ def connectors() -> None:
 @connectors.command("types")
 def types_cmd() -> None:
     """List installed connector types and their settings (secrets marked)."""
-    from connectors import registry
-
     reg = registry.registry()
     for name, cls in sorted(reg.connectors.items()):
         click.echo(f"{name}: {cls.title or cls.__doc__ or ''}  streams: {', '.join(cls.streams)}")
@@ -92,8 +77,6 @@ def add(
     replace: bool,
 ) -> None:
     """Configure instance NAME of connector TYPE; secrets are stored encrypted."""
-    from hub.connector_store import save_instance
-
     settings: dict[str, Any] = {}
     if config_file:
         loaded = yaml.safe_load(config_file.read_text()) or {}
@@ -143,7 +126,6 @@ def apply_cmd(path: Path) -> None:
         base_url: https://shop.example.com
         access_token: ${MAGENTO_TOKEN}   # from the environment: keep secrets out of files
     """
-    from hub.connector_store import save_instance
 
     doc = yaml.safe_load(path.read_text()) or {}
     if not isinstance(doc, dict):
@@ -196,8 +178,6 @@ def _expand(value: Any) -> Any:
 @click.option("--json", "as_json", is_flag=True)
 def list_cmd(as_json: bool) -> None:
     """List instances (secret values masked)."""
-    from hub.connector_store import list_instances
-
     rt = _runtime()
     views = list_instances(rt.db, _box(rt))
     if as_json:
@@ -213,8 +193,6 @@ def list_cmd(as_json: bool) -> None:
 @click.argument("name")
 def test_cmd(name: str) -> None:
     """Reach the remote with the stored credentials."""
-    from hub.connector_store import load_connector
-
     rt = _runtime()
     try:
         connector, _ = load_connector(rt.db, _box(rt), name)
@@ -229,9 +207,6 @@ def test_cmd(name: str) -> None:
 @click.option("--wait/--no-wait", default=True, help="run here and wait (default) or enqueue")
 def run_cmd(name: str, streams: tuple[str, ...], wait: bool) -> None:
     """Pull changes now; with --wait the run happens in this process and its result is shown."""
-    from hub.connector_store import load_connector
-    from hub.pull import recent_runs, run_pull, start_run
-
     rt = _runtime()
     try:
         connector, _ = load_connector(rt.db, _box(rt), name)
@@ -267,9 +242,6 @@ def run_cmd(name: str, streams: tuple[str, ...], wait: bool) -> None:
 
 def _take_job(rt: Any, run_id: int) -> int:
     """Remove the queued job of this run (we run it here instead); return its attempt."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-
     for attempt in range(1, 20):
         try:
             job = Job.fetch(f"pull-{run_id}-{attempt}", connection=rt.redis)
@@ -287,8 +259,6 @@ def _take_job(rt: Any, run_id: int) -> int:
 @click.option("--limit", default=10, show_default=True)
 def runs_cmd(name: str, limit: int) -> None:
     """Show the latest pull runs of an instance."""
-    from hub.pull import recent_runs
-
     rt = _runtime()
     try:
         runs = recent_runs(rt, name, limit)

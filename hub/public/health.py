@@ -6,21 +6,22 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
-from hub.db import get_db
+from hub import runtime
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
 def healthz() -> Any:
+    """200 with ``status: ok`` if the database and Redis answer, else 503 naming which not."""
     checks: dict[str, str] = {}
     try:
-        get_db().ping()
+        runtime.of(current_app).db.ping()
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
     try:
-        current_app.extensions["hub.redis"].ping()
+        runtime.of(current_app).redis.ping()
         checks["redis"] = "ok"
     except Exception as exc:
         checks["redis"] = f"error: {type(exc).__name__}"

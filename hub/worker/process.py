@@ -1,4 +1,4 @@
-"""The hub's RQ worker and cron scheduler processes."""
+"""The hub's RQ worker and cron scheduler processes (``hub worker``, ``hub scheduler``)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from rq import SimpleWorker
 from rq.cron import CronScheduler
 
 from hub import runtime
+from hub.actions import ACTIONS
 from hub.config import Settings
+from hub.integrations.pulls import PULL_QUEUE, schedule_pulls
 from hub.queue import ALL_QUEUES, FACTS_QUEUE, queue
 from hub.runtime import Runtime
-from hub.sweep import sweep
+from hub.worker.sweep import sweep
 
 # Short intervals so that a job held by a worker killed with SIGKILL is seen as abandoned and
 # retried within two minutes (heartbeat TTL = monitoring interval + 60 s, checked at each
@@ -27,7 +29,7 @@ def run_worker(settings: Settings, *, burst: bool = False) -> bool:
     The rules are loaded before the first job, so an invalid rule set stops the worker at
     start with the file and line of every problem.
     """
-    rt = Runtime.build(settings)
+    rt = Runtime.build(settings, ACTIONS)
     runtime.install(rt)
     _ = rt.engine  # load and compile the rules now
     tune_gc()
@@ -58,7 +60,7 @@ def tune_gc() -> None:
 
 def run_scheduler(settings: Settings) -> None:
     """Run RQ's cron scheduler: the sweep every ``sweep_interval_seconds``."""
-    rt = Runtime.build(settings)
+    rt = Runtime.build(settings, ACTIONS)
     runtime.install(rt)
     scheduler = CronScheduler(connection=rt.redis, logging_level=logging.INFO)
     scheduler.register(
@@ -68,7 +70,5 @@ def run_scheduler(settings: Settings) -> None:
         job_timeout=120,
         result_ttl=300,
     )
-    from hub.pull import PULL_QUEUE, schedule_pulls
-
     scheduler.register(schedule_pulls, queue_name=PULL_QUEUE, interval=60, job_timeout=120)
     scheduler.start()

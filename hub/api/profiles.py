@@ -10,21 +10,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
-from hub.auth import require_api_key
-from hub.db import get_db
+from hub import runtime
+from hub.api.auth import require_api_key
 from hub.exceptions import InputError
+from hub.models import Profile
 from hub.profiles.search import Requirement
 from hub.profiles.service import ProfileService
+from hub.profiles.timeline import profile_timeline
+from hub.web import json_error
 
 bp = Blueprint("api_profiles", __name__, url_prefix="/api/v1/profiles")
 SOURCE = "api"
-
-
-def init_app(app: Flask) -> None:
-    """Register the blueprint; InputError anywhere in it becomes a JSON error answer."""
-    app.register_blueprint(bp)
 
 
 @bp.errorhandler(InputError)
@@ -35,9 +33,9 @@ def _input_error(exc: InputError) -> Any:
 
 
 def service() -> ProfileService:
-    return ProfileService(
-        get_db(), current_app.config["HUB_SETTINGS"], current_app.extensions["hub.redis"], SOURCE
-    )
+    """The profile service on behalf of the REST API."""
+    rt = runtime.of(current_app)
+    return ProfileService(rt.db, rt.settings, rt.redis, SOURCE)
 
 
 def body(*required: str) -> dict[str, Any]:
@@ -205,6 +203,16 @@ def post_fact(profile_id: int) -> Any:
         raise InputError("invalid_value", "data", "must be an object")
     fact_id, status = service().post_fact(profile_id, data["type"], payload, data.get("source_id"))
     return jsonify({"id": fact_id, "status": status}), 202
+
+
+@bp.get("/<int:profile_id>/timeline")
+@require_api_key
+def timeline(profile_id: int) -> Any:
+    """Everything that happened to a profile, in order: why did this contact get this mail?"""
+    with runtime.of(current_app).db.session() as session:
+        if session.get(Profile, profile_id) is None:
+            return json_error(404, "not_found", f"no profile with id {profile_id}")
+        return jsonify({"profile_id": profile_id, "events": profile_timeline(session, profile_id)})
 
 
 def _list(data: dict[str, Any], name: str) -> list[str]:

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import select
 
 from hub.db import Database
-from hub.evaluate import fact_document
 from hub.models import Fact, Profile, RuleFiring
+from hub.rules.document import fact_document
 from hub.rules.engine import RuleEngine
 from hub.rules.history import DbContext, limit_reason
 

@@ -1,0 +1,198 @@
+"""``send_mail``: render a template for the fact's profile and deliver it, at most once.
+
+``kind: marketing`` (the default) goes to subscribed profiles only; ``kind: transactional``
+(an order confirmation, a password reset) also to unsubscribed ones (see
+:mod:`hub.mail.consent`). A mail handed to the relay raises the hub's own ``mail.sent`` fact.
+Its ledger is the ``messages`` row of its key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import TemplateNotFound
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub import runtime
+from hub.actions.hub_facts import raise_fact
+from hub.actions.ledger import action_job, begin
+from hub.exceptions import FatalError, RetriableError
+from hub.facts.own import MailSent
+from hub.mail.consent import MailKind, refusal
+from hub.mail.delivery import compose, deliver, new_message_id, outbox_path
+from hub.models import Message, MessageStatus, utcnow
+from hub.queue import MAIL_QUEUE
+from hub.rules.actions import ActionSpec, Raised, Shown
+from hub.runtime import Runtime
+from hub.templates import compile_error, file_compile_error, file_environment, render_string
+
+
+class SendMailParams(BaseModel):
+    """Which template, with which subject, of which kind."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    template: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    subject: str = Field(min_length=1)
+    kind: MailKind = MailKind.MARKETING
+
+
+def check_send_mail(params: SendMailParams, templates_dir: Path) -> list[str]:
+    """The template files exist and compile, and so does the subject."""
+    problems = []
+    if err := file_compile_error(templates_dir, f"{params.template}.html"):
+        problems.append(err)
+    if (templates_dir / f"{params.template}.txt").exists() and (
+        err := file_compile_error(templates_dir, f"{params.template}.txt")
+    ):
+        problems.append(err)
+    if err := compile_error(params.subject):
+        problems.append(f"subject does not compile: {err}")
+    return problems
+
+
+@action_job
+def send_mail(
+    job_key: str, fact_id: int, profile_id: int, rule_name: str, params: dict[str, Any]
+) -> str:
+    """Send one mail for one (fact, rule, action); safe to run again after any crash.
+
+    (Called with keywords, as every action job; ``rule_name`` comes before ``params`` here
+    for callers of the first release, which passed them in that order.)
+
+    The message row is committed as ``sending`` before the transport is called. A rerun that
+    finds ``sending`` cannot know whether the relay accepted the mail, so it does not send
+    again (no mail twice) and marks the row ``unknown``, for an operator to look at.
+    """
+    p = SendMailParams.model_validate(params)
+    settings = runtime.current().settings
+    earlier: list[Message] = []  # a failed attempt, sent again under its row
+
+    def already(session: Session) -> str | None:
+        existing = session.scalar(select(Message).where(Message.job_id == job_key))
+        if existing is None:
+            return None
+        if existing.status == MessageStatus.FAILED.value:
+            earlier.append(existing)
+            return None
+        return _settle_unknown(session, existing, settings.smtp_url, settings.outbox_dir)
+
+    with begin(job_key, fact_id, profile_id, rule_name, already=already) as act:
+        rt, profile = act.rt, act.profile
+        message = (
+            earlier[0]
+            if earlier
+            else Message(
+                job_id=job_key,
+                profile_id=profile_id,
+                fact_id=fact_id,
+                rule_name=rule_name,
+                template=p.template,
+                message_id=new_message_id(rt.settings.mail_from.rpartition("@")[2] or "localhost"),
+            )
+        )
+        message.to_address = profile.email
+        refused = refusal(profile.status, profile.email, p.kind.value)
+        if refused:
+            message.status = MessageStatus.SKIPPED.value
+            message.error = refused
+            act.session.add(message)
+            return "skipped"
+        context = act.context
+        try:
+            subject, html, text = _render(rt.settings.rules_dir / "templates", p, context)
+        except Exception as exc:  # a broken template must not retry forever
+            message.status = MessageStatus.FAILED.value
+            message.error = f"template: {exc}"
+            act.session.add(message)
+            return "failed"
+        message.subject = subject
+        message.status = MessageStatus.SENDING.value
+        message.error = None
+        act.session.add(message)
+    mail = compose(
+        sender=rt.settings.mail_from,
+        to=profile.email,
+        subject=subject,
+        html=html,
+        text=text,
+        message_id=message.message_id,
+    )
+    try:
+        deliver(mail, rt.settings.smtp_url, rt.settings.outbox_dir)
+    except (RetriableError, FatalError) as exc:
+        _mark_failed(rt, message.id, str(exc))
+        if isinstance(exc, RetriableError):
+            raise  # nothing was accepted: RQ's Retry sends it again
+        return "failed"
+    with rt.db.session() as session:
+        row = session.get(Message, message.id)
+        row.status = MessageStatus.SENT.value
+        row.sent_at = utcnow()
+        raise_fact(
+            rt,
+            MailSent(template=p.template, subject=subject, kind=p.kind.value),
+            profile=context["profile"],
+            source_id=job_key,
+            cause_fact=context["fact"],
+            rule_name=rule_name,
+            session=session,
+        )
+    return "sent"
+
+
+def _mark_failed(rt: Runtime, message_id: int, error: str) -> None:
+    with rt.db.session() as session:
+        row = session.get(Message, message_id)
+        row.status = MessageStatus.FAILED.value
+        row.error = error
+
+
+def _settle_unknown(session: Any, message: Message, smtp_url: str | None, outbox: Path) -> str:
+    if message.status != MessageStatus.SENDING.value:
+        return f"already {message.status}"
+    if not smtp_url and outbox_path(outbox, message.message_id).exists():
+        message.status = MessageStatus.SENT.value
+        message.sent_at = utcnow()
+        return "sent (found in outbox after a crash)"
+    message.status = MessageStatus.UNKNOWN.value
+    message.error = "delivery outcome unknown after a crash; not resent to avoid a duplicate"
+    return "outcome unknown"
+
+
+def _render(
+    templates_dir: Path, p: SendMailParams, context: dict[str, Any]
+) -> tuple[str, str, str | None]:
+    env = file_environment(str(templates_dir))
+    subject = render_string(p.subject, context).strip()
+    html = env.get_template(f"{p.template}.html").render(context)
+    try:
+        text: str | None = env.get_template(f"{p.template}.txt").render(context)
+    except TemplateNotFound:
+        text = None
+    return subject, html, text
+
+
+def show_send_mail(
+    profile: dict[str, Any], params: SendMailParams, context: dict[str, Any]
+) -> Shown:
+    """In a scenario: the consent check, the rendered subject, and ``mail.sent``."""
+    refused = refusal(profile["status"], profile["email"], params.kind.value)
+    if refused:
+        return Shown("skipped", refused)
+    subject = render_string(params.subject, context).strip()
+    sent = MailSent(template=params.template, subject=subject, kind=params.kind.value)
+    return Shown("done", f"{params.template}: {subject}", (Raised(sent.TYPE, sent.data()),))
+
+
+SEND_MAIL = ActionSpec(
+    name="send_mail",
+    params=SendMailParams,
+    job=send_mail,
+    queue=MAIL_QUEUE,
+    check=check_send_mail,
+    show=show_send_mail,
+)

@@ -1,0 +1,25 @@
+"""The ``hub`` command: one group, each command group registered from its own module."""
+
+from __future__ import annotations
+
+import click
+
+from hub.cli import apikeys, connectors, db, rules, run
+
+
+@click.group()
+def main() -> None:
+    """The contact hub: facts in, rules evaluated, actions out."""
+
+
+for command in (
+    run.up,
+    run.serve,
+    run.worker,
+    run.scheduler_cmd,
+    db.db,
+    apikeys.apikey,
+    rules.rules,
+    connectors.connectors,
+):
+    main.add_command(command)

@@ -1,0 +1,88 @@
+"""Taking pending facts in batches: the ``drain_pending`` job of the ``facts`` queue.
+
+The facts table is the queue of record: ingest commits facts as ``pending``. A drain job takes
+a batch in one transaction: it locks pending facts (``FOR UPDATE SKIP LOCKED`` on PostgreSQL,
+so workers take disjoint batches; SQLite serialises writers), has :mod:`hub.worker.evaluate`
+match them, enqueue their action jobs and record the firings, and commits. A worker that dies
+mid-batch leaves no trace: its transaction is rolled back, its locks are released at once and
+the facts are still ``pending`` for the next drain.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sqlalchemy import update
+
+from hub import runtime
+from hub.facts.ingest import notify
+from hub.models import Fact, FactStatus
+from hub.queue import request_evaluation, wake_key
+from hub.runtime import Runtime
+from hub.worker.evaluate import evaluate_batch
+from hub.worker.pending import lock_pending
+
+log = logging.getLogger(__name__)
+
+MAX_JOB_SECONDS = 20  # a drain job hands over after this; keeps jobs far below RQ's timeouts
+
+
+def drain_pending() -> int:
+    """RQ job: evaluate pending facts batch by batch; return how many were evaluated."""
+    rt = runtime.current()
+    rt.redis.delete(wake_key(rt.settings))
+    rt.reload_rules()  # a changed rule directory is picked up here, if it is valid
+    started = time.monotonic()
+    total = 0
+    while True:
+        taken = evaluate_next_batch(rt)
+        if not taken:
+            return total
+        total += taken
+        if taken == rt.settings.fact_batch_size:
+            request_evaluation(rt.settings, rt.redis)  # more waiting: let another worker join
+        if time.monotonic() - started > MAX_JOB_SECONDS:
+            request_evaluation(rt.settings, rt.redis)
+            return total
+
+
+def evaluate_next_batch(rt: Runtime) -> int:
+    """Evaluate the next batch of pending facts; return its size (0: nothing pending).
+
+    If the batch fails, its facts are evaluated one by one, so that one bad fact fails alone.
+    """
+    ids: list[int] = []
+    try:
+        with rt.db.session() as session:
+            facts = lock_pending(session, limit=rt.settings.fact_batch_size)
+            ids = [f.id for f in facts]
+            raised = evaluate_batch(rt, session, facts)
+    except Exception:
+        if not ids:
+            raise  # nothing was taken: the database itself failed
+        log.exception("batch of %d facts failed; evaluating them one by one", len(ids))
+        for fact_id in ids:
+            evaluate_one(rt, fact_id)
+        return len(ids)
+    if raised:
+        notify(rt.settings, rt.redis)
+    return len(ids)
+
+
+def evaluate_one(rt: Runtime, fact_id: int) -> None:
+    """Evaluate one pending fact alone; if that fails too, mark it ``failed`` with the error."""
+    try:
+        with rt.db.session() as session:
+            raised = evaluate_batch(rt, session, lock_pending(session, ids=[fact_id]))
+    except Exception as exc:
+        log.exception("fact %d could not be evaluated", fact_id)
+        with rt.db.session() as session:
+            session.execute(
+                update(Fact)
+                .where(Fact.id == fact_id, Fact.status == FactStatus.PENDING.value)
+                .values(status=FactStatus.FAILED.value, error=f"{type(exc).__name__}: {exc}")
+            )
+        return
+    if raised:
+        notify(rt.settings, rt.redis)

@@ -1,0 +1,184 @@
+"""Matching a locked batch: profiles resolved, rules matched, firings recorded, jobs planned.
+
+Runs inside the transaction that holds the batch (see :mod:`hub.worker.drain`): the profiles
+the facts name are found or created and their fields merged, the rules matched
+(:mod:`hub.rules.engine`), limits applied, the firings stored, the facts marked evaluated and
+the action jobs enqueued (:mod:`hub.worker.dispatch`), all before the one commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from hub.actions.hub_facts import NotRaised, hub_fact
+from hub.db import bulk_insert, bulk_update, one_of
+from hub.facts.ingest import store_facts
+from hub.facts.own import ProfileCreated, ProfileUpdated
+from hub.models import Fact, FactStatus, RuleFiring, utcnow
+from hub.profiles.resolve import ProfileRow, resolve_profile_rows
+from hub.rules.document import fact_document
+from hub.rules.history import DbContext, apply_limits
+from hub.runtime import Runtime
+from hub.worker.dispatch import Planned, enqueue, job_key, plan_jobs
+from hub.worker.pending import ClaimedFact
+
+
+def evaluate_batch(rt: Runtime, session: Any, facts: Sequence[ClaimedFact]) -> bool:
+    """Evaluate facts locked in ``session``: match, enqueue actions, record firings.
+
+    Returns whether it stored facts of the hub's own (``profile.created``, ...) that a
+    worker should be woken for once the transaction is committed.
+    """
+    if not facts:
+        return False
+    engine = rt.engine
+    ruleset = engine.ruleset
+    refs = [f.profile_ref for f in facts]
+    known: dict[int, dict[str, Any]] = {}
+    profiles = resolve_profile_rows(session, refs, fields_before=known)
+    raised = _profile_facts(facts, profiles, known)
+    docs = [fact_document(f, p) for f, p in zip(facts, profiles, strict=True)]
+    now = utcnow()
+    ctx = DbContext(
+        session,
+        now,
+        batch_profiles={p.id for p in profiles},
+        history_types=engine.history_patterns,
+        limited_rules=engine.limited_rules,
+        batch_facts=[(p.id, f) for f, p in zip(facts, profiles, strict=True)],
+    )
+    matches = engine.match(docs, ctx)
+    already = _existing_firings(session, [f.id for f in facts if f.evaluated_at is not None])
+    actions: list[Planned] = []
+    firings = []
+    for fact, profile, doc, rules in zip(facts, profiles, docs, matches, strict=True):
+        fresh = [r for r in rules if (fact.id, r.name) not in already]
+        allowed, _held = apply_limits(fresh, profile.id, ctx.firings, now)
+        for rule in allowed:
+            records = []
+            for index, action in enumerate(rule.actions):
+                key = job_key(fact.id, rule.name, index)
+                record = {
+                    "job_id": key,
+                    "action": action.name,
+                    "queue": rt.actions[action.name].queue,
+                }
+                records.append(record)
+                try:
+                    run_at = action.due_at(doc, now)
+                except Exception as exc:  # a date from bad data: skip this action only
+                    record["skipped"] = f"{type(exc).__name__}: {exc}"
+                    continue
+                if run_at is not None:
+                    record["run_at"] = run_at.isoformat()
+                actions.append(Planned(action, key, fact.id, profile.id, rule.name, run_at, record))
+            ctx.record(profile.id, rule.name, now)
+            firings.append(
+                {
+                    "fact_id": fact.id,
+                    "profile_id": profile.id,
+                    "rule_name": rule.name,
+                    "rule_file": rule.file,
+                    "ruleset_version": ruleset.version,
+                    "jobs": records,
+                    "fired_at": now,
+                }
+            )
+    jobs = plan_jobs(
+        rt.actions, actions
+    )  # names each record's batch job before the firings are stored
+    bulk_insert(session, RuleFiring.__table__, firings)
+    evaluated = FactStatus.EVALUATED.value
+    bulk_update(
+        session,
+        Fact,
+        [
+            {"id": f.id, "profile_id": p.id, "status": evaluated, "evaluated_at": now}
+            for f, p in zip(facts, profiles, strict=True)
+        ],
+    )
+    # Enqueue before the commit: if Redis fails, the transaction rolls back and the facts
+    # are evaluated again later; if the commit fails, the jobs' fixed ids and the action
+    # ledger make the second evaluation's jobs no-ops.
+    enqueue(rt, jobs)
+    return _store_profile_facts(rt, session, raised)
+
+
+def _profile_facts(
+    facts: Sequence[ClaimedFact], profiles: Sequence[ProfileRow], known: dict[int, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The hub's own facts about profiles this batch created or whose fields a source changed.
+
+    ``known`` holds the fields, before this batch, of the profiles that existed already.
+    """
+    out: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    for fact, profile in zip(facts, profiles, strict=True):
+        if profile.id in seen:
+            continue
+        seen.add(profile.id)
+        cause = fact.as_dict()
+        if profile.id not in known:
+            out.append(
+                {
+                    "fact": ProfileCreated(),
+                    "profile": profile.as_dict(),
+                    "source_id": f"profile.created:{profile.id}",
+                    "cause": cause,
+                }
+            )
+            continue
+        old, new = known[profile.id], dict(profile.fields or {})
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        if changed:
+            out.append(
+                {
+                    "fact": ProfileUpdated(changed=changed),
+                    "profile": profile.as_dict(),
+                    "source_id": f"fact-{fact.id}:profile.updated",
+                    "cause": cause,
+                }
+            )
+    return out
+
+
+def _store_profile_facts(rt: Runtime, session: Any, raised: list[dict[str, Any]]) -> bool:
+    """Store the hub's own facts in the evaluation's transaction: they commit with it or not
+    at all, so a worker that dies after the commit loses none. True if any was stored."""
+    facts = []
+    for item in raised:
+        try:
+            fact = hub_fact(
+                rt,
+                fact_type=item["fact"].TYPE,
+                profile=item["profile"],
+                data=item["fact"].data(),
+                source_id=item["source_id"],
+                cause_fact=item["cause"],
+                rule_name=None,
+            )
+        except NotRaised:
+            continue
+        facts.append(fact)
+    if facts:
+        store_facts(rt.db, facts, session=session)
+    return bool(facts)
+
+
+def _existing_firings(session: Any, fact_ids: Sequence[int]) -> set[tuple[int, str]]:
+    """The rules that fired already for facts evaluated before (sent back to ``pending``).
+
+    Only those can have firings: an evaluation stores its firings and sets ``evaluated_at`` in
+    one transaction. Asking only for them spares each batch a look-up that finds nothing.
+    """
+    if not fact_ids:
+        return set()
+    rows = session.execute(
+        select(RuleFiring.fact_id, RuleFiring.rule_name).where(
+            one_of(session, RuleFiring.fact_id, fact_ids)
+        )
+    )
+    return {(fid, name) for fid, name in rows}
