@@ -41,8 +41,9 @@ from hub.db import Database  # noqa: E402
 from hub.integrations.pulls import run_pull, start_run  # noqa: E402
 from hub.integrations.secrets import SecretBox  # noqa: E402
 from hub.integrations.store import save_instance  # noqa: E402
-from hub.models import ExternalId, Profile, utcnow  # noqa: E402
+from hub.models import ExternalId, Profile  # noqa: E402
 from hub.runtime import Runtime  # noqa: E402
+from hub.times import utcnow  # noqa: E402
 from hub.worker.drain import drain_pending  # noqa: E402
 from tests.stand_ins.magento import MagentoStandIn, customer  # noqa: E402
 

@@ -39,9 +39,9 @@ def test_secret_box_round_trip_and_wrong_key() -> None:
 
 def test_a_broken_plugin_is_reported_not_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
     eps = [
-        EntryPoint("magento", "connectors.magento:MagentoConnector", registry.GROUP),
+        EntryPoint("magento", "connectors.builtin.magento:MagentoConnector", registry.GROUP),
         EntryPoint("ghost", "no_such_module:Thing", registry.GROUP),
-        EntryPoint("misnamed", "connectors.drupal:DrupalConnector", registry.GROUP),
+        EntryPoint("misnamed", "connectors.builtin.drupal:DrupalConnector", registry.GROUP),
         EntryPoint("notaconnector", "json:loads", registry.GROUP),
     ]
     monkeypatch.setattr(registry, "entry_points", lambda group: eps)

@@ -190,7 +190,7 @@ def test_pushed_user_document_and_deletion(client: Any, rt: Runtime) -> None:
 
 def test_test_connection_needs_the_right_password(site: DrupalStandIn) -> None:
     from connectors import RemoteRejected
-    from connectors.drupal import DrupalConnector
+    from connectors.builtin.drupal import DrupalConnector
 
     site.put(user(1))
     good = {"base_url": site.url, "username": "hub", "password": "drupal-pass"}

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from connectors import MemoryStateStore, RemoteRejected
-from connectors.exact import ExactConnector
+from connectors.builtin.exact import ExactConnector
 from hub.integrations.models import ConnectorState
 from hub.integrations.pulls import start_run
 from hub.runtime import Runtime

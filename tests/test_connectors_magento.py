@@ -11,8 +11,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from rq.registry import ScheduledJobRegistry
 
+from connectors.builtin.magento import SIGNATURE_HEADER, public_pem, sign_body
 from connectors.exceptions import RemoteRejected
-from connectors.magento import SIGNATURE_HEADER, public_pem, sign_body
 from hub.integrations.pulls import PULL_QUEUE, run_pull, start_run
 from hub.queue import queue
 from hub.runtime import Runtime
@@ -328,7 +328,7 @@ def test_bad_token_fails_without_retrying(rt: Runtime, shop: MagentoStandIn) -> 
 
 
 def test_test_connection_counts_customers(shop: MagentoStandIn) -> None:
-    from connectors.magento import MagentoConnector
+    from connectors.builtin.magento import MagentoConnector
 
     shop.put_customers(customer(1), customer(2))
     ok = MagentoConnector("shop", {"base_url": shop.url, "access_token": shop.token})

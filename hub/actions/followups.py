@@ -21,12 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from hub import runtime
-from hub.models import ActionRun, Fact, Profile, RuleFiring, utcnow
+from hub.models import ActionRun, Fact, Profile, RuleFiring
 from hub.queue import ALL_QUEUES, queue
 from hub.rules.conditions import describe, evaluate, from_plain
 from hub.rules.document import fact_document
 from hub.rules.history import DbContext
 from hub.runtime import Runtime
+from hub.times import utcnow
 
 log = logging.getLogger(__name__)
 

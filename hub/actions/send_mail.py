@@ -23,11 +23,12 @@ from hub.exceptions import FatalError, RetriableError
 from hub.facts.own import MailSent
 from hub.mail.consent import MailKind, refusal
 from hub.mail.delivery import compose, deliver, new_message_id, outbox_path
-from hub.models import Message, MessageStatus, utcnow
+from hub.models import Message, MessageStatus
 from hub.queue import MAIL_QUEUE
 from hub.rules.actions import ActionSpec, Raised, Shown
 from hub.runtime import Runtime
 from hub.templates import compile_error, file_compile_error, file_environment, render_string
+from hub.times import utcnow
 
 
 class SendMailParams(BaseModel):

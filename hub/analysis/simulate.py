@@ -21,13 +21,13 @@ from hub.rules.conditions import (
     describe,
     first_failing,
     parse_duration,
-    parse_time,
     type_matches,
 )
 from hub.rules.document import document
 from hub.rules.engine import RuleEngine
 from hub.rules.history import DbContext, apply_limits
 from hub.rules.model import ActionCall, Rule
+from hub.times import parse_time
 
 
 def profile_dict(

@@ -19,9 +19,9 @@ from hub import runtime
 from hub.analysis.simulate import simulate
 from hub.api.auth import require_api_key
 from hub.facts.schema import validate_facts
-from hub.rules.conditions import parse_time
 from hub.rules.engine import RuleEngine
 from hub.rules.exceptions import RuleFileError
+from hub.times import parse_time
 from hub.web import json_error as error
 
 bp = Blueprint("api_rules", __name__, url_prefix="/api/v1")

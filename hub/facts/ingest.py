@@ -24,8 +24,9 @@ from sqlalchemy.orm import Session
 from hub.config import Settings
 from hub.db import Database, dialect_insert, pairs_filter
 from hub.facts.schema import FactIn
-from hub.models import Fact, FactStatus, utcnow
+from hub.models import Fact, FactStatus
 from hub.queue import request_evaluation
+from hub.times import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub.models import Base, utcnow
+from hub.models import Base
+from hub.times import utcnow
 
 
 class RunStatus(enum.StrEnum):

@@ -30,9 +30,9 @@ from hub.facts.ingest import notify, store_facts
 from hub.integrations.models import ConnectorCursor, ConnectorInstance, ConnectorRun, RunStatus
 from hub.integrations.secrets import SecretBox
 from hub.integrations.store import InstanceError, load_connector
-from hub.models import utcnow
 from hub.queue import ACTIONS_QUEUE, queue
 from hub.runtime import Runtime
+from hub.times import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from hub.exceptions import FatalError, RetriableError
-from hub.models import utcnow
+from hub.times import utcnow
 
 SMTP_TIMEOUT = 30
 

@@ -11,7 +11,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from hub.db import bulk_update, dialect_insert, one_of, pairs_filter
-from hub.models import ExternalId, Profile, ProfileStatus, profile_dict, utcnow
+from hub.models import ExternalId, Profile, ProfileStatus, profile_dict
+from hub.times import utcnow
 
 
 def resolve_profiles(session: Session, refs: Sequence[dict[str, Any]]) -> list[Profile]:

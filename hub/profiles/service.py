@@ -32,9 +32,10 @@ from hub.db import Database
 from hub.exceptions import ConflictError, InputError, NotFoundError
 from hub.facts.ingest import notify, store_facts
 from hub.facts.schema import EMAIL, FACT_TYPE, FactIn, ProfileRef
-from hub.models import Fact, FactStatus, Profile, ProfileStatus, utcnow
+from hub.models import Fact, FactStatus, Profile, ProfileStatus
 from hub.profiles.resolve import merge_fields, resolve_profiles
 from hub.profiles.search import COLUMNS, FIELD_NAME, FieldCatalog, Requirement, build_filter
+from hub.times import utcnow
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100

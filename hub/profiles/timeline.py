@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.models import ActionRun, Fact, Message, RuleFiring
-from hub.rules.conditions import parse_time
+from hub.times import parse_time
 
 
 def profile_timeline(session: Session, profile_id: int) -> list[dict[str, Any]]:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from hub.times import parse_time
+
 OPERATORS = (
     "eq",
     "ne",
@@ -137,19 +139,6 @@ def lookup(doc: dict[str, Any], path: str) -> Any:
             return _MISSING
         node = node[part]
     return node
-
-
-def parse_time(value: Any) -> datetime | None:
-    """A stored timestamp (ISO text or datetime) as an aware datetime, or None."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _same(actual: Any, expected: Any) -> bool:

@@ -17,10 +17,11 @@ from sqlalchemy import false, func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.db import one_of
-from hub.models import Fact, RuleFiring, utcnow
-from hub.rules.conditions import parse_time, type_matches
+from hub.models import Fact, RuleFiring
+from hub.rules.conditions import type_matches
 from hub.rules.document import history_document
 from hub.rules.model import Rule
+from hub.times import parse_time, utcnow
 
 HISTORY_LIMIT = 5000  # facts per profile looked at by one history condition
 

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from hub.rules.conditions import Group, parse_time
+from hub.rules.conditions import Group
 from hub.rules.document import template_context
 from hub.templates import render_value
+from hub.times import parse_time
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,12 @@ from hub.actions.hub_facts import NotRaised, hub_fact
 from hub.db import bulk_insert, bulk_update, one_of
 from hub.facts.ingest import store_facts
 from hub.facts.own import ProfileCreated, ProfileUpdated
-from hub.models import Fact, FactStatus, RuleFiring, utcnow
+from hub.models import Fact, FactStatus, RuleFiring
 from hub.profiles.resolve import ProfileRow, resolve_profile_rows
 from hub.rules.document import fact_document
 from hub.rules.history import DbContext, apply_limits
 from hub.runtime import Runtime
+from hub.times import utcnow
 from hub.worker.dispatch import Planned, enqueue, job_key, plan_jobs
 from hub.worker.pending import ClaimedFact
 

@@ -25,8 +25,6 @@ import hmac
 from collections.abc import Iterator
 from typing import Any
 
-from connectors._util import as_dict, as_list, compact, email_or_none, make_fact, parse_time
-from connectors._util import require as need
 from connectors.base import (
     ConfigField,
     Connector,
@@ -35,6 +33,8 @@ from connectors.base import (
     Page,
     WebhookRequest,
 )
+from connectors.builtin._util import as_dict, as_list, compact, email_or_none, make_fact, parse_time
+from connectors.builtin._util import require as need
 from connectors.exceptions import (
     ConfigProblem,
     NotSupported,

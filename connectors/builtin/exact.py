@@ -26,9 +26,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from connectors._util import as_dict, as_list, compact, make_fact, parse_time
-from connectors._util import require as need
 from connectors.base import ConfigField, Connector, ContractExample, FieldKind, Page, WebhookRequest
+from connectors.builtin._util import as_dict, as_list, compact, make_fact, parse_time
+from connectors.builtin._util import require as need
 from connectors.exceptions import (
     NotSupported,
     PayloadInvalid,

@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
-from connectors._util import as_dict, as_list, compact, make_fact, parse_time
-from connectors._util import require as need
 from connectors.base import ConfigField, Connector, ContractExample, FieldKind, Page, WebhookRequest
+from connectors.builtin._util import as_dict, as_list, compact, make_fact, parse_time
+from connectors.builtin._util import require as need
 from connectors.exceptions import NotSupported, PayloadInvalid, SignatureInvalid
 from connectors.http import RemoteClient
 from hub.facts import FactIn
