@@ -17,7 +17,7 @@ from hub.models import ActionRun, Fact, Message, Profile
 from hub.queue import ACTIONS_QUEUE, FACTS_QUEUE, MAIL_QUEUE, queue
 from hub.runtime import Runtime
 from tests.conftest import run_jobs
-from tests.test_rule_language import fact, post, use_rules
+from tests.rules.test_language import fact, post, use_rules
 
 # Every job path of the release before (module path, function): the contract of this test.
 OLD_PATHS = {

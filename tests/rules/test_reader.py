@@ -14,7 +14,7 @@ from hub.cli.main import main
 from hub.rules.exceptions import RuleProblem
 from hub.rules.reader import check_rules
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def problems(tmp_path: Path, text: str) -> list[RuleProblem]:

@@ -18,7 +18,7 @@ from hub.runtime import Runtime
 from hub.worker.dispatch import job_key
 from hub.worker.drain import drain_pending
 from tests.conftest import hub_env, start_hub, stop_hub, wait_until
-from tests.test_rule_language import fact, post, profile, use_rules
+from tests.rules.test_language import fact, post, profile, use_rules
 
 NUDGE = """
 rules:

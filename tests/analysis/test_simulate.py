@@ -21,7 +21,7 @@ from hub.rules.reader import load_rules
 from hub.runtime import Runtime
 from hub.worker.drain import drain_pending
 from tests.conftest import ROOT, run_jobs
-from tests.test_rule_language import fact, post
+from tests.rules.test_language import fact, post
 
 ORDER = {"type": "order.placed", "profile": {"email": "ann@example.com"}, "data": {"total": 80}}
 
