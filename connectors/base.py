@@ -80,6 +80,7 @@ class WebhookRequest:
     query: Mapping[str, str] = field(default_factory=dict)
 
     def header(self, name: str) -> str | None:
+        """The value of header ``name``, matched in any case; ``None`` if it is absent."""
         wanted = name.lower()
         for key, value in self.headers.items():
             if key.lower() == wanted:
@@ -88,6 +89,7 @@ class WebhookRequest:
 
     @property
     def content_type(self) -> str:
+        """The body's media type, lower-cased and without parameters; ``""`` if none is given."""
         return (self.header("Content-Type") or "").split(";", 1)[0].strip().lower()
 
     def json(self) -> Any:
@@ -114,9 +116,13 @@ class StateStore(Protocol):
     refresh token is saved before the access token that came with it is used.
     """
 
-    def load(self) -> dict[str, Any]: ...
+    def load(self) -> dict[str, Any]:
+        """A copy of the current state; ``{}`` before anything was stored."""
+        ...
 
-    def update(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]: ...
+    def update(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        """Apply ``change`` to the current state under the lock; persist and return the result."""
+        ...
 
 
 class MemoryStateStore:
@@ -127,9 +133,11 @@ class MemoryStateStore:
         self._lock = threading.Lock()
 
     def load(self) -> dict[str, Any]:
+        """A copy of the current state."""
         return dict(self._state)
 
     def update(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        """Apply ``change`` under a lock; only threads of this one process are kept apart."""
         with self._lock:
             self._state = dict(change(dict(self._state)))
             return dict(self._state)
@@ -208,11 +216,13 @@ class Connector(ABC):
     @final
     @classmethod
     def secret_fields(cls) -> frozenset[str]:
+        """The names of the settings declared ``secret``."""
         return frozenset(f.name for f in cls.config_fields if f.secret)
 
     @final
     @classmethod
     def schema(cls) -> dict[str, Any]:
+        """Every setting as :meth:`ConfigField.as_schema` describes it, by name."""
         return {f.name: f.as_schema() for f in cls.config_fields}
 
     @final
@@ -229,11 +239,13 @@ class Connector(ABC):
     @final
     @property
     def supports_push(self) -> bool:
+        """Whether the connector accepts webhooks: its class implements :meth:`parse`."""
         return type(self).parse is not Connector.parse
 
     @final
     @property
     def supports_pull(self) -> bool:
+        """Whether the connector can pull: it declares ``streams`` and implements :meth:`pull`."""
         return bool(self.streams) and type(self).pull is not Connector.pull
 
     # -- push ----------------------------------------------------------------------------

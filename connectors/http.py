@@ -51,6 +51,11 @@ class RemoteClient:
         self.requests_made = 0
 
     def url(self, path: str) -> str:
+        """``path`` resolved against the base URL; an absolute URL (a next-page link) is kept as is.
+
+        A connector that follows links from an answer checks where they point before sending its
+        credentials there.
+        """
         return path if urlsplit(path).scheme else urljoin(self.base_url, path.lstrip("/"))
 
     def request(
@@ -103,6 +108,7 @@ class RemoteClient:
         raise RemoteUnavailable(f"{label}: still rate limited after waiting", retry_after=60)
 
     def get_json(self, path: str, **kwargs: Any) -> Any:
+        """GET ``path`` and parse the answer; :class:`RemoteRejected` if it is not JSON."""
         resp = self.request("GET", path, **kwargs)
         try:
             return resp.json()

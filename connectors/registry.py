@@ -31,6 +31,7 @@ class Registry:
     broken: dict[str, str]
 
     def get(self, name: str) -> type[Connector]:
+        """The connector class called ``name``; :class:`UnknownConnector` names those installed."""
         try:
             return self.connectors[name]
         except KeyError:
@@ -52,6 +53,7 @@ def registry() -> Registry:
 
 
 def get(name: str) -> type[Connector]:
+    """The installed connector class called ``name`` (see :meth:`Registry.get`)."""
     return registry().get(name)
 
 

@@ -39,11 +39,13 @@ class ConnectorContract:
 
     @pytest.fixture
     def connector_class(self) -> type[Connector]:
+        """The connector class under test: the test class's ``connector``."""
         assert self.connector is not None, "set `connector` on the test class"
         return self.connector
 
     @pytest.fixture
     def example(self, connector_class: type[Connector]) -> ContractExample:
+        """The connector's :meth:`~connectors.base.Connector.contract_example`; it must give one."""
         example = connector_class.contract_example()
         assert example is not None, f"{connector_class.__name__}.contract_example() is missing"
         return example
@@ -51,16 +53,22 @@ class ConnectorContract:
     # -- registration and schema ---------------------------------------------------------
 
     def test_registered_under_its_name(self, connector_class: type[Connector]) -> None:
+        """The name is well formed and its ``hub.connectors`` entry point loads this very class."""
         assert NAME.match(connector_class.name), connector_class.name
         assert registry.registry().connectors.get(connector_class.name) is connector_class, (
             f"no entry point {connector_class.name!r} in group {registry.GROUP!r}"
         )
 
     def test_does_something(self, connector_class: type[Connector], example: Any) -> None:
+        """Built from the example configuration, the connector supports push, pull or both."""
         built = connector_class("contract", example.config)
         assert built.supports_push or built.supports_pull
 
     def test_schema_is_well_formed(self, connector_class: type[Connector]) -> None:
+        """Setting names are unique identifiers, secret settings are text, the defaults validate.
+
+        The defaults are validated together with the example's required settings.
+        """
         names = [f.name for f in connector_class.config_fields]
         assert len(names) == len(set(names)), "a setting is declared twice"
         for fld in connector_class.config_fields:
@@ -76,6 +84,7 @@ class ConnectorContract:
     def test_every_missing_required_setting_reported_at_once(
         self, connector_class: type[Connector]
     ) -> None:
+        """An empty configuration is refused with one problem per required setting, all at once."""
         required = {f.name for f in connector_class.config_fields if f.required}
         if not required:
             pytest.skip("no required settings")
@@ -86,6 +95,10 @@ class ConnectorContract:
     def test_every_bad_value_reported_at_once(
         self, connector_class: type[Connector], example: ContractExample
     ) -> None:
+        """Wrong values of every typed setting and an unknown setting are reported in one error.
+
+        Typed settings are the integer, number, boolean and URL ones.
+        """
         bad = {f.name: _WRONG[f.kind] for f in connector_class.config_fields if f.kind in _WRONG}
         config = example.config | bad | {"no_such_setting": "x"}
         with pytest.raises(ConfigInvalid) as caught:
@@ -95,6 +108,10 @@ class ConnectorContract:
     def test_secrets_are_never_shown(
         self, connector_class: type[Connector], example: ContractExample
     ) -> None:
+        """No secret of the example shows in a ``repr``, the public configuration or an error.
+
+        The public configuration masks every secret setting that has a value.
+        """
         secrets = [
             str(example.config[name])
             for name in connector_class.secret_fields()
@@ -125,6 +142,12 @@ class ConnectorContract:
     def test_signed_webhooks_parse_into_facts(
         self, connector_class: type[Connector], example: ContractExample
     ) -> None:
+        """Each signed example webhook verifies and parses into facts with a ``source_id``.
+
+        The facts name this connector as their source, and parsing the same request again gives
+        the same ids, so a replayed delivery is a duplicate. A pull-only connector must instead
+        refuse webhooks with :class:`NotSupported`; then this and the other push tests are skipped.
+        """
         built = self._push(connector_class, example)
         for request in example.webhooks:
             built.verify(request)
@@ -139,6 +162,11 @@ class ConnectorContract:
     def test_forged_webhooks_are_refused(
         self, connector_class: type[Connector], example: ContractExample
     ) -> None:
+        """``verify`` refuses each forged request with :class:`SignatureInvalid`.
+
+        Without ``forged`` in the example, each example webhook is sent again without its
+        signature headers (with its content type only).
+        """
         built = self._push(connector_class, example)
         forged = example.forged or [
             WebhookRequest(r.body, {"Content-Type": r.content_type or "application/json"})
@@ -151,6 +179,11 @@ class ConnectorContract:
     def test_malformed_payloads_name_a_field(
         self, connector_class: type[Connector], example: ContractExample
     ) -> None:
+        """Each malformed example, correctly signed, passes ``verify`` but not ``parse``.
+
+        ``parse`` must raise :class:`PayloadInvalid` with the field at fault; the content is what is
+        wrong, not the signature.
+        """
         built = self._push(connector_class, example)
         if not example.malformed:
             pytest.skip("no malformed examples")
@@ -167,6 +200,7 @@ class ConnectorContract:
     def test_streams_are_well_named(
         self, connector_class: type[Connector], example: ContractExample
     ) -> None:
+        """A pull connector's stream names are well formed and each is declared once."""
         built = connector_class("contract", example.config)
         if not built.supports_pull:
             pytest.skip("push-only connector")

@@ -1,3 +1,5 @@
+"""``python -m hub``: the ``hub`` command line."""
+
 from hub.cli.main import main
 
 main()

@@ -46,9 +46,11 @@ class Settings:
 
     @property
     def outbox_dir(self) -> Path:
+        """Where mail goes when no SMTP relay is configured: one ``.eml`` file per message."""
         return self.home / "outbox"
 
     def with_overrides(self, **changes: object) -> Settings:
+        """A copy with the settings named as keywords changed; settings are immutable."""
         return replace(self, **changes)  # type: ignore[arg-type]
 
 

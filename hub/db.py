@@ -6,6 +6,7 @@ One :class:`Database` per process and settings, held by the process's
 
 from __future__ import annotations
 
+import functools
 import importlib
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -34,6 +35,7 @@ class Database:
 
     @property
     def is_sqlite(self) -> bool:
+        """Whether the database is SQLite (else PostgreSQL)."""
         return self.engine.dialect.name == "sqlite"
 
     @contextmanager
@@ -50,6 +52,7 @@ class Database:
             session.close()
 
     def ping(self) -> None:
+        """Run ``SELECT 1``: raise if the database cannot be reached."""
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
@@ -58,10 +61,17 @@ class Database:
         command.upgrade(alembic_config(self.url, self.engine), "heads")
 
     def dispose(self) -> None:
+        """Close the pool's connections; the engine makes new ones if it is used again."""
         self.engine.dispose()
 
 
 def make_engine(url: str) -> Engine:
+    """An engine for ``url``, with the hub's JSON codec and its settings for the dialect.
+
+    SQLite runs in WAL mode and takes the write lock at ``BEGIN``, so that writers queue instead
+    of failing; PostgreSQL gets a pool without server-side prepared statements whose idle
+    connections are pinged before use.
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -105,8 +115,10 @@ PING_AFTER_IDLE_SECONDS = 5.0
 
 
 def _ping_if_idle(dialect: Any, dbapi_conn: Any, record: Any) -> None:
-    """Raise ``DisconnectionError`` (the pool then takes a new connection) if a connection
-    that sat idle no longer answers."""
+    """Raise ``DisconnectionError`` if a connection that sat idle no longer answers.
+
+    The pool then takes a new connection.
+    """
     last_used = record.info.get("checked_in")
     if last_used is None or time.monotonic() - last_used < PING_AFTER_IDLE_SECONDS:
         return  # new (just connected) or in steady use
@@ -160,6 +172,7 @@ def import_models() -> list[str]:
 
 
 def alembic_config(url: str, engine: Engine | None = None) -> Config:
+    """Alembic's configuration for ``url``; migrations run on ``engine`` if one is given."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -289,16 +302,22 @@ def _rows_json(session: Session, table: Any, names: list[str], rows: list[dict[s
 def _bind_converters(
     session: Session, table: Any, names: list[str], *, json_columns: bool
 ) -> list[Callable[[Any], Any] | None]:
-    """Per column, what turns a value into what the database takes, or None to pass it as is:
-    a type decorator's own conversion (UTC times), and with ``json_columns`` JSON text."""
+    """Per column, what turns a value into what the database takes, or None to pass it as is.
+
+    That is a type decorator's own conversion (UTC times), and with ``json_columns`` JSON text.
+    """
     dialect = session.get_bind().dialect
     convert: list[Callable[[Any], Any] | None] = []
     for name in names:
         column_type = table.c[name].type
         if json_columns and isinstance(column_type, JSON):
-            convert.append(lambda v: None if v is None else jsoncodec.dumps(v))
+            convert.append(_json_or_none)
         elif hasattr(column_type, "process_bind_param"):  # a TypeDecorator such as UTCDateTime
-            convert.append(lambda v, t=column_type: t.process_bind_param(v, dialect))
+            convert.append(functools.partial(column_type.process_bind_param, dialect=dialect))
         else:
             convert.append(None)
     return convert
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else jsoncodec.dumps(value)

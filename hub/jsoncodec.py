@@ -10,12 +10,14 @@ faster. Its answers differ from the standard library's in two corners, both sent
 - text json accepts and orjson refuses (lone surrogate escapes): decoded by ``json``.
 
 NaN and Infinity are not JSON; facts carrying them are refused at validation
-(:mod:`hub.facts.schema`), before they reach either encoder.
+(:mod:`hub.facts.schema`). One computed later (a template's ``| float`` of "nan") is written as
+``null`` by both encoders.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +34,21 @@ def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> str:
     try:
         return orjson.dumps(value, default=default, option=_OPTIONS).decode()
     except TypeError:  # an integer beyond 64 bits, or a type only ``default`` may know
-        return json.dumps(value, default=default, ensure_ascii=False)
+        return json.dumps(_finite(value), default=default, ensure_ascii=False)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and Infinity as null, as orjson writes them.
+
+    (``json`` writes ``NaN``, which is not JSON and which PostgreSQL refuses.)
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def loads(text: str | bytes) -> Any:

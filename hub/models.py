@@ -57,6 +57,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        """Bind as UTC; a naive value is taken to be UTC already, and SQLite gets it naive."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -65,16 +66,25 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        """Read back as aware UTC (SQLite gives naive values)."""
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
 
 
 class Base(DeclarativeBase):
+    """Base class of the tables: JSON objects and datetimes map to JSON and UTC columns."""
+
     type_annotation_map = {dict[str, Any]: JSON, datetime: UTCDateTime}
 
 
 class Profile(Base):
+    """A contact: email, consent status, custom fields, tags and ids in other systems.
+
+    The email is stored lower-cased and is unique; a profile may have none (known by an external
+    id only).
+    """
+
     __tablename__ = "profiles"
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -124,6 +134,13 @@ class ExternalId(Base):
 
 
 class Fact(Base):
+    """Something that happened, as a source reported it, and how far the rules have taken it.
+
+    ``(source, source_id)`` is unique, so a repeated delivery is a duplicate, not a second fact.
+    ``profile_ref`` names the contact as the source did; ``profile_id`` is the profile it was
+    resolved to.
+    """
+
     __tablename__ = "facts"
     __table_args__ = (
         UniqueConstraint("source", "source_id", name="uq_facts_source_source_id"),
@@ -206,6 +223,8 @@ class ActionRun(Base):
 
 
 class Message(Base):
+    """One mail: who it went to, from which template and rule, and how delivery went."""
+
     __tablename__ = "messages"
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

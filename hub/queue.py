@@ -46,6 +46,7 @@ def embedded_redis_url(home: Path) -> str:
 
 
 def redis_url(settings: Settings) -> str:
+    """``HUB_REDIS_URL``, or else the embedded Redis server's (started if need be)."""
     return settings.redis_url or embedded_redis_url(settings.home)
 
 
@@ -55,10 +56,12 @@ def connect(settings: Settings) -> Redis:
 
 
 def queue(name: str, connection: Redis) -> Queue:
+    """The RQ queue ``name`` (one of :data:`ALL_QUEUES`) on ``connection``."""
     return Queue(name, connection=connection)
 
 
 def wake_key(settings: Settings) -> str:
+    """The Redis key flagging that a drain job is queued (see :func:`request_evaluation`)."""
     return f"{settings.redis_prefix}:facts:wake"
 
 

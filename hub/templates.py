@@ -1,5 +1,7 @@
-"""Analyst-written templates, all run in Jinja2's immutable sandbox (no attribute tricks, no
-mutation of the context, no file access beyond the template directory).
+"""Analyst-written templates, all run in Jinja2's immutable sandbox.
+
+The sandbox allows no attribute tricks, no mutation of the context, and no file access
+beyond the template directory.
 
 Three uses, one policy: *values* in rule parameters keep their type (``"{{ fact.data.total }}"``
 gives ``80``, a number, so that a field set from a fact keeps its type and ``increment`` can
@@ -10,25 +12,53 @@ errors everywhere, so a typo fails the check instead of sending an empty greetin
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
-from jinja2.nativetypes import NativeCodeGenerator, NativeTemplate, native_concat
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, Undefined, select_autoescape
+from jinja2.nativetypes import NativeCodeGenerator, NativeTemplate
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+
+def _typed_concat(values: Iterator[Any]) -> Any:
+    """One expression gives its value as it is; anything else gives text.
+
+    Jinja2's own native concat also reads text that looks like a Python literal (a postal
+    code ``"1234"`` became the number 1234, ``"[1, 2]"`` a list): text stays text here. An
+    undefined name is an error, also when it is the whole template.
+    """
+    head = list(islice(values, 2))
+    if len(head) == 1 and not isinstance(head[0], str):
+        value = head[0]
+        if isinstance(value, Undefined):
+            value._fail_with_undefined_error()
+        return value
+    return "".join(str(v) for v in chain(head, values))
 
 
 class _NativeSandbox(ImmutableSandboxedEnvironment):
     code_generator_class = NativeCodeGenerator
-    concat = staticmethod(native_concat)  # type: ignore[assignment]
 
 
-_NativeSandbox.template_class = NativeTemplate
+class _TypedTemplate(NativeTemplate):
+    def render(self, *args: Any, **kwargs: Any) -> Any:
+        """The template's value (see :func:`_typed_concat`), as NativeTemplate renders it."""
+        ctx = self.new_context(dict(*args, **kwargs))
+        try:
+            return _typed_concat(self.root_render_func(ctx))
+        except Exception:  # noqa: BLE001 - Jinja2 rewrites the traceback and re-raises
+            return self.environment.handle_exception()
+
+
+_NativeSandbox.template_class = _TypedTemplate
 _value_env = _NativeSandbox(undefined=StrictUndefined)
 
 
 def is_template(value: Any) -> bool:
+    """Whether ``value`` is text holding a Jinja2 expression or statement."""
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 

@@ -60,6 +60,7 @@ class DrupalConnector(Connector):
     # -- push ----------------------------------------------------------------------------
 
     def verify(self, request: WebhookRequest) -> None:
+        """Compare the ``webhook_header`` header with ``webhook_secret``, in constant time."""
         secret = self.config["webhook_secret"]
         if not secret:
             raise SignatureInvalid("no webhook secret is configured for this instance")
@@ -70,6 +71,11 @@ class DrupalConnector(Connector):
             raise SignatureInvalid(f"wrong {self.config['webhook_header']} header")
 
     def parse(self, request: WebhookRequest) -> list[FactIn]:
+        """A pushed user document as a profile fact, or a Webform submission as a form fact.
+
+        The ``?state=`` query (``completed``, ``updated`` or ``deleted``) says what happened; a
+        submission may be form-encoded or JSON.
+        """
         state = request.query.get("state", "completed")
         if state not in STATES:
             raise PayloadInvalid("state", f"{state!r} is not one of {', '.join(STATES)}")
@@ -90,6 +96,7 @@ class DrupalConnector(Connector):
     # -- pull ----------------------------------------------------------------------------
 
     def client(self) -> RemoteClient:
+        """A JSON:API client: bearer token if one is set, else user name and password if given."""
         client = RemoteClient(
             self.config["base_url"],
             timeout=self.config["timeout_seconds"],
@@ -103,6 +110,10 @@ class DrupalConnector(Connector):
         return client
 
     def pull(self, stream: str, cursor: str | None) -> Iterator[Page]:
+        """Pages of users changed since ``cursor`` (epoch seconds of ``changed``); stream ``users``.
+
+        Accounts without an email address (the anonymous user among them) give no fact.
+        """
         if stream != "users":
             raise NotSupported(f"drupal has no stream {stream!r} (streams: users)")
         client, size = self.client(), self.config["page_size"]
@@ -131,12 +142,14 @@ class DrupalConnector(Connector):
                 return
 
     def test_connection(self) -> str:
+        """Read one user over JSON:API with the configured credentials."""
         body = self.client().get_json(USERS_PATH, params={"page[limit]": 1})
         return f"connected to {self.config['base_url']}: {len(body.get('data') or [])} user read"
 
     # -- mapping -------------------------------------------------------------------------
 
     def user_fact(self, doc: dict[str, Any], path: str) -> FactIn:
+        """A ``profile.upserted`` fact from a JSON:API user document at ``path`` (for errors)."""
         attrs = as_dict(need(doc, "attributes", path), f"{path}.attributes")
         uid = attrs.get("drupal_internal__uid")
         if uid is None:
@@ -174,6 +187,11 @@ class DrupalConnector(Connector):
         )
 
     def submission_fact(self, body: dict[str, Any], state: str, raw: bytes) -> FactIn:
+        """A ``form.submitted`` (or ``form.deleted``) fact from a submission's values.
+
+        The profile is the one of the email element. ``raw``, the body as sent, tells deliveries
+        apart when the submission carries no ``changed`` time or no ids.
+        """
         webform = need(body, "webform_id", "")
         element = self.config["email_element"]
         email = need(body, element, "")
@@ -204,6 +222,7 @@ class DrupalConnector(Connector):
 
     @classmethod
     def contract_example(cls) -> ContractExample:
+        """A JSON and a form-encoded submission with the shared secret, and malformed bodies."""
         config = {"base_url": "http://127.0.0.1:9", "webhook_secret": "contract-secret-123"}
 
         def sign(body: bytes, content_type: str = "application/json") -> WebhookRequest:

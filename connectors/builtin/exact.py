@@ -83,6 +83,7 @@ class ExactConnector(Connector):
     # -- push ----------------------------------------------------------------------------
 
     def verify(self, request: WebhookRequest) -> None:
+        """Check ``HashCode``, the HMAC-SHA256 of the raw ``Content`` text keyed by the secret."""
         secret = self.config["webhook_secret"]
         if not secret:
             raise SignatureInvalid("no webhook secret is configured for this instance")
@@ -94,6 +95,12 @@ class ExactConnector(Connector):
             raise SignatureInvalid("HashCode does not match the Content")
 
     def parse(self, request: WebhookRequest) -> list[FactIn]:
+        """A notification's facts: a ``Delete`` as is, a create or update as the fetched record.
+
+        A created or updated record is fetched from Exact Online, so this can raise
+        :class:`RemoteUnavailable`. A notification for another division is refused; topics other
+        than Accounts and Contacts give no facts.
+        """
         body = as_dict(request.json(), "")
         content = as_dict(need(body, "Content", ""), "Content")
         topic = str(need(content, "Topic", "Content"))
@@ -128,6 +135,10 @@ class ExactConnector(Connector):
     # -- pull ----------------------------------------------------------------------------
 
     def pull(self, stream: str, cursor: str | None) -> Iterator[Page]:
+        """Pages of accounts or contacts modified since ``cursor``; only the last page moves it.
+
+        Exact pages by ID, not by modification time, so the cursor is known once every page is read.
+        """
         if stream not in STREAMS:
             raise NotSupported(f"exact has no stream {stream!r} (streams: accounts, contacts)")
         topic = STREAMS[stream]
@@ -145,7 +156,7 @@ class ExactConnector(Connector):
             for n, r in enumerate(as_list(d.get("results") or [], "d.results")):
                 fact = self.record_fact(topic, as_dict(r, f"d.results.{n}"), f"d.results.{n}")
                 facts.append(fact)
-                newest = max(newest, fact.occurred_at) if newest else fact.occurred_at
+                newest = max(newest, fact.occurred_at) if newest else fact.occurred_at  # type: ignore[type-var]
             url, params = d.get("__next") or "", None
             if url and not self._same_origin(url):
                 raise RemoteRejected(f"__next points away from {self.config['base_url']}")
@@ -162,8 +173,10 @@ class ExactConnector(Connector):
     def _cursor(
         self, old: str | None, newest: datetime | None, started: datetime | None
     ) -> str | None:
-        """Resume from the newest change seen, but never after this run began (less overlap):
-        a record changed during the run may sit on a page already read."""
+        """Resume from the newest change seen, but never after this run began (less overlap).
+
+        A record changed during the run may sit on a page already read.
+        """
         if newest is None:
             return old
         limit = (started or datetime.now(UTC)) - timedelta(seconds=self.config["overlap_seconds"])
@@ -172,6 +185,7 @@ class ExactConnector(Connector):
         return max(old, new) if old else new
 
     def test_connection(self) -> str:
+        """Read the signed-in user (``current/Me``), refreshing the access token if need be."""
         body = self._get("current/Me", {"$select": "CurrentDivision,FullName"}, division=False)
         results = (body.get("d") or {}).get("results") or [{}]
         return f"connected to Exact Online as {results[0].get('FullName', '?')}"
@@ -179,6 +193,7 @@ class ExactConnector(Connector):
     # -- mapping -------------------------------------------------------------------------
 
     def record_fact(self, topic: str, r: dict[str, Any], path: str) -> FactIn:
+        """A ``profile.upserted`` fact from an account or contact record (``topic``) at ``path``."""
         rid = str(need(r, "ID", path)).lower()
         modified = parse_time(need(r, "Modified", path), f"{path}.Modified")
         if topic == "Accounts":
@@ -187,7 +202,9 @@ class ExactConnector(Connector):
                 {
                     "company": r.get("Name"),
                     "exact_code": (r.get("Code") or "").strip() or None,
-                    "exact_status": STATUS.get(status, str(status).lower() if status else None),
+                    "exact_status": STATUS.get(str(status), str(status).lower())
+                    if status
+                    else None,
                     "exact_is_mailing": None
                     if r.get("IsMailing") is None
                     else bool(r.get("IsMailing")),
@@ -223,6 +240,7 @@ class ExactConnector(Connector):
     # -- REST and OAuth ------------------------------------------------------------------
 
     def client(self) -> RemoteClient:
+        """The instance's one client: the rate limit it tracks must hold across requests."""
         if self._client is None:
             self._client = RemoteClient(
                 self.config["base_url"],
@@ -298,6 +316,7 @@ class ExactConnector(Connector):
 
     @classmethod
     def contract_example(cls) -> ContractExample:
+        """A signed ``Delete`` notification, two forgeries and malformed bodies, for the tests."""
         config = {
             "base_url": "http://127.0.0.1:9",
             "division": 1234,

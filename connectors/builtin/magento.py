@@ -81,6 +81,7 @@ class MagentoConnector(Connector):
 
     @classmethod
     def check_config(cls, config: dict[str, Any]) -> list[ConfigProblem]:
+        """``webhook_public_key``, when set, must be a PEM RSA public key."""
         key = config.get("webhook_public_key")
         if key:
             try:
@@ -92,6 +93,12 @@ class MagentoConnector(Connector):
     # -- push ----------------------------------------------------------------------------
 
     def verify(self, request: WebhookRequest) -> None:
+        """Check the bearer token and the RSA signature header, each if it is configured.
+
+        A configured token is compared in constant time; a configured public key must verify the
+        signature over the base64 of the raw body. With neither configured, every request is
+        refused.
+        """
         key, token = self.config["webhook_public_key"], self.config["webhook_token"]
         if not key and not token:
             raise SignatureInvalid("no webhook key or token is configured for this instance")
@@ -103,6 +110,7 @@ class MagentoConnector(Connector):
             _verify_signature(key, request.body, request.header(SIGNATURE_HEADER))
 
     def parse(self, request: WebhookRequest) -> list[FactIn]:
+        """A customer save as a profile fact, an order save as order facts (:meth:`order_facts`)."""
         body = as_dict(request.json(), "")
         event = need(body, "eventName", "")
         kind = EVENTS.get(str(event))
@@ -117,6 +125,7 @@ class MagentoConnector(Connector):
     # -- pull ----------------------------------------------------------------------------
 
     def client(self) -> RemoteClient:
+        """A REST client, sending the integration's access token as bearer token if one is set."""
         client = RemoteClient(
             self.config["base_url"],
             timeout=self.config["timeout_seconds"],
@@ -127,6 +136,7 @@ class MagentoConnector(Connector):
         return client
 
     def pull(self, stream: str, cursor: str | None) -> Iterator[Page]:
+        """Pages of customers or orders updated at or after ``cursor`` (their ``updated_at``)."""
         if stream not in ENDPOINTS:
             raise NotSupported(f"magento has no stream {stream!r} (streams: customers, orders)")
         client, size = self.client(), self.config["page_size"]
@@ -156,12 +166,14 @@ class MagentoConnector(Connector):
                 return
 
     def test_connection(self) -> str:
+        """Count the shop's customers with the configured access token."""
         body = self.client().get_json(ENDPOINTS["customers"], params=search_criteria(None, 1, 1))
         return f"connected to {self.config['base_url']}: {body.get('total_count', 0)} customers"
 
     # -- mapping -------------------------------------------------------------------------
 
     def customer_fact(self, c: dict[str, Any], path: str) -> FactIn:
+        """A ``profile.upserted`` fact from a customer record at ``path`` (for errors)."""
         cid = c.get("id", c.get("entity_id"))
         if cid in (None, ""):
             raise PayloadInvalid(f"{path}.id", "is required")
@@ -172,7 +184,7 @@ class MagentoConnector(Connector):
                 "first_name": c.get("firstname"),
                 "last_name": c.get("lastname"),
                 "date_of_birth": c.get("dob"),
-                "gender": GENDERS.get(_int(c.get("gender"))),
+                "gender": GENDERS.get(_int(c.get("gender")) or 0),
                 "magento_group_id": _int(c.get("group_id")),
                 "magento_store_id": _int(c.get("store_id")),
                 "magento_website_id": _int(c.get("website_id")),
@@ -194,6 +206,10 @@ class MagentoConnector(Connector):
         )
 
     def order_facts(self, o: dict[str, Any], path: str) -> list[FactIn]:
+        """``order.placed`` for an order, and ``order.updated`` as well if it changed since.
+
+        A guest order names its profile by email only; a customer's order also by its customer id.
+        """
         oid = need(o, "entity_id", path)
         email = need(o, "customer_email", path)
         created = str(need(o, "created_at", path))
@@ -250,6 +266,7 @@ class MagentoConnector(Connector):
 
     @classmethod
     def contract_example(cls) -> ContractExample:
+        """A webhook signed by a key pair made for the run, and malformed bodies, for the tests."""
         from cryptography.hazmat.primitives.asymmetric import rsa
 
         private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -337,6 +354,7 @@ def sign_body(private_key: Any, body: bytes) -> str:
 
 
 def public_pem(private_key: Any) -> str:
+    """The PEM public key of ``private_key``, as ``webhook_public_key`` takes it (for tests)."""
     from cryptography.hazmat.primitives import serialization
 
     return (

@@ -43,8 +43,10 @@ def action_retry() -> Retry:
 
 @cache
 def resolve(dotted: str) -> Callable[..., Any]:
+    """The job function at a dotted path, imported once per process."""
     module, _, name = dotted.rpartition(".")
-    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+    job: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return job
 
 
 Item = tuple[str, str, int, int, str, dict[str, Any]]

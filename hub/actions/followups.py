@@ -19,8 +19,10 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from hub import runtime
+from hub.exceptions import HubError
 from hub.models import ActionRun, Fact, Profile, RuleFiring
 from hub.queue import ALL_QUEUES, queue
 from hub.rules.conditions import describe, evaluate, from_plain
@@ -77,9 +79,19 @@ def _holding(condition: Any, doc: dict[str, Any], ctx: DbContext) -> str:
     return describe(condition)
 
 
+class UnknownFollowup(HubError):
+    """No rule firing ever recorded an action with this job id."""
+
+
 def cancel(rt: Runtime, job_id: str) -> bool:
-    """Cancel one scheduled follow-up; True if it had not run yet."""
+    """Cancel one scheduled follow-up; True if it had not run yet.
+
+    Raises:
+        UnknownFollowup: no firing recorded an action under ``job_id``.
+    """
     with rt.db.session() as session:
+        if not _was_fired(session, job_id):
+            raise UnknownFollowup(f"no follow-up {job_id} was ever scheduled")
         done = session.get(ActionRun, job_id)
         if done is not None:
             return False
@@ -107,6 +119,7 @@ def cancel_for_profile(rt: Runtime, profile_id: int, rule_name: str | None = Non
 
 
 def scheduled_for_profile(rt: Runtime, profile_id: int, rule_name: str | None = None) -> list[str]:
+    """Ids of a profile's follow-ups (optionally of one rule) not yet run, nor cancelled."""
     with rt.db.session() as session:
         query = select(RuleFiring).where(RuleFiring.profile_id == profile_id)
         if rule_name:
@@ -114,6 +127,15 @@ def scheduled_for_profile(rt: Runtime, profile_id: int, rule_name: str | None = 
         ids = [j["job_id"] for f in session.scalars(query) for j in f.jobs if "run_at" in j]
         done = set(session.scalars(select(ActionRun.job_id).where(ActionRun.job_id.in_(ids))))
     return [i for i in ids if i not in done]
+
+
+def _was_fired(session: Session, job_id: str) -> bool:
+    """Whether a firing of the fact named in ``job_id`` recorded an action under that id."""
+    fact_id = _fact_of(job_id)
+    if fact_id is None:
+        return False
+    firings = session.scalars(select(RuleFiring).where(RuleFiring.fact_id == fact_id))
+    return any(j["job_id"] == job_id for f in firings for j in f.jobs)
 
 
 def _fact_of(job_id: str) -> int | None:

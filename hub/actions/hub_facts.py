@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from hub.facts.ingest import notify, store_facts
 from hub.facts.own import HUB_SOURCE, OwnFact
-from hub.facts.schema import FactIn
+from hub.facts.schema import FactIn, ProfileRef
 from hub.models import ActionRun
 from hub.rules.document import document
 from hub.runtime import Runtime
@@ -137,5 +137,9 @@ def hub_fact(
     if not explicit and not rt.engine.wants(document(probe, profile)):
         raise NotRaised(f"no {fact_type} raised: no rule listens to it")
     return FactIn(
-        type=fact_type, source=HUB_SOURCE, source_id=source_id[:255], profile=ref, data=data
+        type=fact_type,
+        source=HUB_SOURCE,
+        source_id=source_id[:255],
+        profile=ProfileRef.model_validate(ref),
+        data=data,
     )

@@ -72,6 +72,11 @@ def begin(
     """Open the job's transaction; raise :class:`Settled` if there is nothing to do.
 
     Args:
+        job_key: the action's key in the ledger (``action_runs.job_id``).
+        fact_id: the fact the rule fired on.
+        profile_id: the profile the action is for; the job is settled (not run) if it or the
+            fact no longer exists.
+        rule_name: the rule whose action this is.
         lock: lock the profile row (``FOR UPDATE``) for a change that reads it first.
         done_before: the outcome when the key is in the ledger already.
         already: the job's own ledger check, for jobs that keep their ledger elsewhere

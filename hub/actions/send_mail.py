@@ -114,9 +114,10 @@ def send_mail(
         message.status = MessageStatus.SENDING.value
         message.error = None
         act.session.add(message)
+    to = str(profile.email)  # refusal() ruled out a profile without one
     mail = compose(
         sender=rt.settings.mail_from,
-        to=profile.email,
+        to=to,
         subject=subject,
         html=html,
         text=text,
@@ -130,7 +131,7 @@ def send_mail(
             raise  # nothing was accepted: RQ's Retry sends it again
         return "failed"
     with rt.db.session() as session:
-        row = session.get(Message, message.id)
+        row = _message(session, message.id)
         row.status = MessageStatus.SENT.value
         row.sent_at = utcnow()
         raise_fact(
@@ -147,9 +148,17 @@ def send_mail(
 
 def _mark_failed(rt: Runtime, message_id: int, error: str) -> None:
     with rt.db.session() as session:
-        row = session.get(Message, message_id)
+        row = _message(session, message_id)
         row.status = MessageStatus.FAILED.value
         row.error = error
+
+
+def _message(session: Session, message_id: int) -> Message:
+    """The message row this job committed (a mail's row is never deleted while it is sent)."""
+    row = session.get(Message, message_id)
+    if row is None:
+        raise FatalError(f"message {message_id} disappeared while it was being sent")
+    return row
 
 
 def _settle_unknown(session: Any, message: Message, smtp_url: str | None, outbox: Path) -> str:

@@ -67,6 +67,8 @@ def backtest(
             }
             ctx = DbContext(session)
             for fact in facts:
+                if fact.profile_id is None:  # the query takes only facts with a profile
+                    continue
                 ctx.now = fact.occurred_at
                 doc = fact_document(fact, profiles.get(fact.profile_id))
                 (rules,) = engine.match([doc], ctx)

@@ -56,6 +56,7 @@ class Outcome:
 
     @property
     def done(self) -> bool:
+        """Whether the action took effect (was neither skipped nor refused)."""
         return self.result == "done"
 
     def __str__(self) -> str:
@@ -65,6 +66,11 @@ class Outcome:
 
 @dataclass
 class ScenarioResult:
+    """What running one scenario gave: the outcomes, the failed expectations, the final profile.
+
+    A scenario that cannot be read or run has one failure saying why, and no outcomes.
+    """
+
     name: str
     file: str
     line: int
@@ -74,6 +80,7 @@ class ScenarioResult:
 
     @property
     def passed(self) -> bool:
+        """True if every expectation of the scenario held."""
         return not self.failures
 
 
@@ -118,9 +125,14 @@ class Simulation:
         self._ids = itertools.count(1)
 
     def ctx(self) -> StaticContext:
+        """The condition context at the simulated time, with the facts so far as history."""
         return StaticContext(now=self.now, history=lambda _doc, _since: list(self.history))
 
     def run(self, timeline: list[tuple[timedelta, dict[str, Any]]], until: timedelta) -> None:
+        """Play ``timeline`` (offsets from the start) in order, then run the clock on to ``until``.
+
+        An entry with ``profile`` and no ``fact`` changes the profile instead of adding a fact.
+        """
         for offset, entry in sorted(timeline, key=lambda e: e[0]):
             self.advance(self.start + offset)
             if "profile" in entry and "fact" not in entry:
@@ -131,6 +143,7 @@ class Simulation:
         self.advance(self.start + until)
 
     def advance(self, to: datetime) -> None:
+        """Move the clock to ``to``, running the follow-ups due by then, in order."""
         while self.pending and self.pending[0].due <= to:
             item = heapq.heappop(self.pending)
             self.now = item.due
@@ -138,6 +151,10 @@ class Simulation:
         self.now = max(self.now, to)
 
     def fact(self, fact_type: str, data: dict[str, Any], depth: int) -> None:
+        """Match one fact now; run the actions of the rules it fires, or schedule their follow-ups.
+
+        Rule limits are applied as the worker applies them.
+        """
         fact_id = next(self._ids)
         doc = document(
             {
@@ -170,6 +187,10 @@ class Simulation:
     def execute(
         self, rule: Rule, action: ActionCall, doc: dict[str, Any], followup: bool = False
     ) -> None:
+        """Run one action as its job would and record the outcome; a ``followup`` checks ``unless``.
+
+        The facts the action raises are matched in turn, up to the hub's chain depth limit.
+        """
         at = self.now - self.start
         if followup and action.unless is not None:
             current = dict(doc, profile=_copy(self.profile))
@@ -278,7 +299,7 @@ class _LineLoader(yaml.SafeLoader):
     pass
 
 
-def _mapping_with_line(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
+def _mapping_with_line(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     value = loader.construct_mapping(node, deep=True)
     value["__line__"] = node.start_mark.line + 1
     return value

@@ -86,7 +86,6 @@ def fact_in_document(
 
 def action_plan(action: ActionCall, doc: dict[str, Any], now: datetime) -> dict[str, Any]:
     """One action as it would be scheduled: its time, delay and ``unless``."""
-
     out: dict[str, Any] = {"action": action.name, "params": action.params}
     try:
         run_at = action.due_at(doc, now)

@@ -1,5 +1,7 @@
-"""The REST API: JSON under ``/api/v1`` (and connector management under ``/connectors``),
-every endpoint behind an API key; one module per resource."""
+"""The REST API: JSON under ``/api/v1`` (and connector management under ``/connectors``).
+
+Every endpoint is behind an API key; there is one module per resource.
+"""
 
 from __future__ import annotations
 

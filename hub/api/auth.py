@@ -1,5 +1,8 @@
-"""``require_api_key``: every endpoint under ``/api/v1`` and ``/connectors`` that is not a
-webhook answers 401 without ``Authorization: Bearer <key>`` of an active key."""
+"""``require_api_key``: the API key check in front of the REST endpoints.
+
+Every endpoint under ``/api/v1`` and ``/connectors`` that is not a webhook answers 401
+without ``Authorization: Bearer <key>`` of an active key.
+"""
 
 from __future__ import annotations
 

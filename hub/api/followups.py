@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify
 
 from hub import runtime
-from hub.actions.followups import cancel
+from hub.actions.followups import UnknownFollowup, cancel
 from hub.api.auth import require_api_key
 from hub.web import json_error as error
 
@@ -21,6 +21,10 @@ def cancel_followup(job_id: str) -> Any:
     rt = runtime.of(current_app)
     if not job_id.startswith("act-"):
         return error(404, "not_found", f"{job_id!r} is not a follow-up job id")
-    if cancel(rt, job_id):
+    try:
+        cancelled = cancel(rt, job_id)
+    except UnknownFollowup as exc:
+        return error(404, "not_found", str(exc))
+    if cancelled:
         return jsonify({"job_id": job_id, "cancelled": True})
     return error(409, "not_cancellable", f"{job_id} already ran, was skipped or was cancelled")

@@ -22,4 +22,5 @@ def openapi() -> Response:
 @functools.cache
 def _openapi() -> dict[str, Any]:
     """The description, parsed once per process (parsing the YAML took 70 ms a request)."""
-    return yaml.safe_load(OPENAPI_FILE.read_text())  # type: ignore[no-any-return]
+    description: dict[str, Any] = yaml.safe_load(OPENAPI_FILE.read_text())
+    return description

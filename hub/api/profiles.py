@@ -53,6 +53,11 @@ def body(*required: str) -> dict[str, Any]:
 
 
 def requirements(data: dict[str, Any]) -> list[Requirement]:
+    """The ``requirements`` of a request body, as the search takes them.
+
+    A number or boolean given as ``value`` is passed on as its text; an InputError names the
+    item at fault (``requirements[1].operator``).
+    """
     items = data.get("requirements", [])
     if not isinstance(items, list):
         raise InputError("invalid_value", "requirements", "must be a list")
@@ -161,6 +166,7 @@ def known_fields() -> Any:
 @bp.get("/<int:profile_id>")
 @require_api_key
 def get_profile(profile_id: int) -> Any:
+    """The profile with this id (``Profile_get``); 404 if there is none."""
     return jsonify(service().get(profile_id))
 
 
@@ -182,6 +188,7 @@ def change_tags(profile_id: int) -> Any:
 @bp.post("/<int:profile_id>/unsubscribe")
 @require_api_key
 def unsubscribe(profile_id: int) -> Any:
+    """Withdraw the profile's consent (``Profile_unsubscribe``); answers the profile."""
     return jsonify(service().unsubscribe(profile_id))
 
 

@@ -28,8 +28,10 @@ bp = Blueprint("api_rules", __name__, url_prefix="/api/v1")
 
 
 def current_engine() -> tuple[RuleEngine | None, list[dict[str, Any]]]:
-    """This web process's engine, reloaded if the rule files changed and are valid, and the
-    problems of the files as they are now."""
+    """This web process's engine, and the problems of the rule files as they are now.
+
+    The engine is reloaded first if the rule files changed and are valid.
+    """
     rt = runtime.of(current_app)
     problems = [p.as_dict() for p in rt.reload_rules()]
     try:
@@ -111,6 +113,12 @@ def reload_rules() -> Any:
 @bp.get("/rules")
 @require_api_key
 def list_rules() -> Any:
+    """The rules of the loaded rule set, and the problems of the rule files.
+
+    ``errors`` are the problems of the files as they are now; ``worker_error`` the last ones a
+    process of this installation reported. Without a valid rule set, ``version`` is null and
+    ``rules`` empty.
+    """
     engine, problems = current_engine()
     last_error = runtime.of(current_app).rules_error()
     return jsonify(

@@ -118,7 +118,7 @@ def add(
 def apply_cmd(path: Path) -> None:
     """Create or update the instances described in a YAML file.
 
-    \b
+    \N{BACKSPACE}
     shop:
       connector: magento
       every: 300
@@ -126,7 +126,6 @@ def apply_cmd(path: Path) -> None:
         base_url: https://shop.example.com
         access_token: ${MAGENTO_TOKEN}   # from the environment: keep secrets out of files
     """
-
     doc = yaml.safe_load(path.read_text()) or {}
     if not isinstance(doc, dict):
         raise click.ClickException(f"{path}: expected a mapping of instance names")

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from hub.actions import ACTIONS
-from hub.actions.followups import cancel, cancel_for_profile
+from hub.actions.followups import UnknownFollowup, cancel, cancel_for_profile
 from hub.analysis.backtest import backtest
 from hub.analysis.scenarios import run_files
 from hub.analysis.simulate import parse_since, simulate
@@ -117,8 +117,10 @@ def rules_simulate(
 @click.option("--examples", default=3, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def rules_backtest(since: str, rules_path: Path | None, examples: int, as_json: bool) -> None:
-    """Replay stored facts against a rule set, with no side effect; per rule, how often it
-    fired and would fire."""
+    """Replay stored facts against a rule set, with no side effect.
+
+    Per rule, how often it fired and how often it would fire.
+    """
     try:
         start = parse_since(since)
     except ValueError as exc:
@@ -152,16 +154,25 @@ def rules_backtest(since: str, rules_path: Path | None, examples: int, as_json: 
 def rules_cancel(job_ids: tuple[str, ...], profile_id: int | None, rule_name: str | None) -> None:
     """Cancel scheduled follow-ups by job id (see the profile timeline) or by profile."""
     rt = Runtime.build(embedded(read_settings()), ACTIONS)
+    done: list[str] = []
+    unknown: list[str] = []
     try:
-        done = [j for j in job_ids if cancel(rt, j)]
+        for job_id in job_ids:
+            try:
+                if cancel(rt, job_id):
+                    done.append(job_id)
+            except UnknownFollowup:
+                unknown.append(job_id)
         if profile_id is not None:
             done += cancel_for_profile(rt, profile_id, rule_name)
     finally:
         rt.close()
     for job_id in done:
         click.echo(f"cancelled {job_id}")
-    missed = set(job_ids) - set(done)
+    for job_id in unknown:
+        click.echo(f"not cancelled (no rule firing recorded this job id): {job_id}", err=True)
+    missed = set(job_ids) - set(done) - set(unknown)
     for job_id in sorted(missed):
         click.echo(f"not cancelled (already ran, skipped or cancelled): {job_id}", err=True)
-    if missed:
+    if missed or unknown:
         sys.exit(1)

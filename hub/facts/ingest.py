@@ -14,11 +14,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, Table, insert, select
 from sqlalchemy.orm import Session
 
 from hub.config import Settings
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Stored:
+    """What storing a fact gave: its id, and whether it was new or a duplicate."""
+
     id: int
     status: str  # "accepted" or "duplicate"
 
@@ -70,7 +72,8 @@ def _insert_keyed(dialect: str) -> Any:
     )
 
 
-_INSERT_PLAIN = insert(Fact.__table__).returning(Fact.__table__.c.id, sort_by_parameter_order=True)
+_FACTS = cast(Table, Fact.__table__)
+_INSERT_PLAIN = insert(_FACTS).returning(_FACTS.c.id, sort_by_parameter_order=True)
 
 
 def _store(connection: Connection, facts: Sequence[FactIn]) -> list[Stored]:
@@ -95,7 +98,7 @@ def _store(connection: Connection, facts: Sequence[FactIn]) -> list[Stored]:
             )
         )
         wanted = set(missing)
-        known = {(s, sid): fid for s, sid, fid in rows if (s, sid) in wanted}
+        known = {(s, sid): fid for s, sid, fid in rows if sid is not None and (s, sid) in wanted}
     plain_ids: list[int] = []
     if unkeyed:
         result = connection.execute(_INSERT_PLAIN, unkeyed)

@@ -22,21 +22,46 @@ class OwnFact(BaseModel):
     TYPE: ClassVar[str]
 
     def data(self) -> dict[str, Any]:
-        """The fact's ``data``, as rules see it."""
-        return self.model_dump(mode="json")
+        """The fact's ``data``, as rules see it (fields left unset are absent)."""
+        return self.model_dump(mode="json", exclude_none=True)
 
 
 class ProfileCreated(OwnFact):
-    """A contact the hub did not know: created by a fact, an action or an API call."""
+    """A contact the hub did not know: created by a fact, an action or an API call.
+
+    Created through the REST or SOAP API, it also tells what the profile was created with.
+    """
 
     TYPE = "profile.created"
+    fields: dict[str, Any] | None = None
+    changed: list[str] | None = None
+    tags: list[str] | None = None
 
 
 class ProfileUpdated(OwnFact):
-    """Fields or tags of a profile changed; ``changed`` names them (``tags`` for tags)."""
+    """Fields or tags of a profile changed; ``changed`` names them (``tags`` for tags).
+
+    Changed through the REST or SOAP API, ``fields`` holds the values sent.
+    """
 
     TYPE = "profile.updated"
     changed: list[str]
+    fields: dict[str, Any] | None = None
+
+
+class ProfileTagged(OwnFact):
+    """Tags were added to or removed from a profile through the REST or SOAP API."""
+
+    TYPE = "profile.tagged"
+    added: list[str]
+    removed: list[str]
+
+
+class ProfileDeleted(OwnFact):
+    """A profile was deleted through the REST or SOAP API; the record of it."""
+
+    TYPE = "profile.deleted"
+    id: int
 
 
 class ProfileUnsubscribed(OwnFact):
@@ -64,5 +89,13 @@ class MailSent(OwnFact):
 
 OWN_FACTS: dict[str, type[OwnFact]] = {
     cls.TYPE: cls
-    for cls in (ProfileCreated, ProfileUpdated, ProfileUnsubscribed, ProfileResubscribed, MailSent)
+    for cls in (
+        ProfileCreated,
+        ProfileUpdated,
+        ProfileTagged,
+        ProfileDeleted,
+        ProfileUnsubscribed,
+        ProfileResubscribed,
+        MailSent,
+    )
 }

@@ -93,6 +93,7 @@ class ConnectorRun(Base):
     finished_at: Mapped[datetime | None]
 
     def as_dict(self) -> dict[str, Any]:
+        """The run as the CLI and API show it, times in ISO 8601."""
         return {
             "id": self.id,
             "stream": self.stream,

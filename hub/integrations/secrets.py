@@ -40,9 +40,15 @@ class SecretBox:
         return "<SecretBox>"
 
     def seal(self, values: dict[str, Any]) -> str:
+        """``values`` encrypted as one text token, for storing."""
         return self._fernet.encrypt(json.dumps(values, sort_keys=True).encode()).decode("ascii")
 
     def open(self, token: str | None) -> dict[str, Any]:
+        """The values sealed in ``token`` (``{}`` for none).
+
+        Raises:
+            SecretsUnreadable: ``HUB_SECRET_KEY`` is not the key the values were sealed with.
+        """
         if not token:
             return {}
         try:

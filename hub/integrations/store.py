@@ -42,6 +42,7 @@ class InstanceView:
     push: bool
 
     def as_dict(self) -> dict[str, Any]:
+        """The view as JSON data."""
         return {
             "name": self.name,
             "connector": self.connector,
@@ -118,6 +119,11 @@ def load_connector(db: Database, box: SecretBox, name: str) -> tuple[Connector, 
 
 
 def list_instances(db: Database, box: SecretBox) -> list[InstanceView]:
+    """Every configured instance, by name, as operators see it (secrets masked).
+
+    Raises UnknownConnector for an instance whose connector is no longer installed, and
+    SecretsUnreadable if ``HUB_SECRET_KEY`` changed since its secrets were saved.
+    """
     with db.session() as session:
         rows = session.scalars(select(ConnectorInstance).order_by(ConnectorInstance.name)).all()
     out = []
@@ -131,6 +137,7 @@ def list_instances(db: Database, box: SecretBox) -> list[InstanceView]:
 def view(
     connector: Connector, *, enabled: bool = True, interval: int | None = None
 ) -> InstanceView:
+    """How ``connector`` is shown: its public configuration, and the streams and push it offers."""
     return InstanceView(
         name=connector.instance,
         connector=connector.name,
@@ -159,11 +166,13 @@ class DbStateStore:
         return f"<DbStateStore instance={self._instance_id}>"
 
     def load(self) -> dict[str, Any]:
+        """The instance's state, decrypted; ``{}`` before anything was stored."""
         with self._db.session() as session:
             row = session.get(ConnectorState, self._instance_id)
             return self._box.open(row.sealed if row else None)
 
     def update(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        """Run ``change`` on the state under the row lock; commit the result and return it."""
         with self._db.session() as session:
             row = session.scalar(
                 select(ConnectorState)

@@ -23,12 +23,17 @@ SMTP_TIMEOUT = 30
 
 
 def new_message_id(domain: str) -> str:
+    """A new, unique ``Message-ID`` (in angle brackets) for mail from ``domain``."""
     return make_msgid(domain=domain)
 
 
 def compose(
     *, sender: str, to: str, subject: str, html: str | None, text: str | None, message_id: str
 ) -> EmailMessage:
+    """The message to deliver: a plain-text part and, given ``html``, an HTML alternative.
+
+    Without ``text`` the plain-text part is a line asking for an HTML mail reader.
+    """
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to
@@ -42,6 +47,7 @@ def compose(
 
 
 def outbox_path(outbox: Path, message_id: str) -> Path:
+    """The outbox file of a message: its ``Message-ID`` without angle brackets, plus ``.eml``."""
     return outbox / f"{message_id.strip('<>')}.eml"
 
 

@@ -10,7 +10,9 @@ from hub.models import Base
 
 import_models()  # every module named ``models``: all tables, none listed by hand
 config = context.config
-engine = config.attributes.get("engine") or create_engine(config.get_main_option("sqlalchemy.url"))
+engine = config.attributes.get("engine") or create_engine(
+    config.get_main_option("sqlalchemy.url") or ""
+)
 
 with engine.connect() as connection:
     context.configure(

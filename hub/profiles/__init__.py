@@ -1,5 +1,4 @@
-"""Profiles: finding the contact a fact is about, the profile service of REST and SOAP,
-search, and a profile's timeline.
+"""Profiles: the contact a fact is about, the service of REST and SOAP, search, timelines.
 
 SOAP (:mod:`hub.soap`) and REST (:mod:`hub.api.profiles`) are thin adapters over
 :class:`hub.profiles.service.ProfileService`, so the two cannot drift apart in what they

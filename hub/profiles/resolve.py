@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from hub.db import bulk_update, dialect_insert, one_of, pairs_filter
@@ -58,7 +58,11 @@ class ProfileRow:
     external_ids: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
+        """The profile as rules and templates see it (as :meth:`Profile.as_dict` gives it)."""
         return profile_dict(self, self.external_ids)
+
+
+P = TypeVar("P", Profile, ProfileRow)  # the resolver serves ORM objects and plain rows alike
 
 
 def resolve_profile_rows(
@@ -92,8 +96,8 @@ def resolve_profile_rows(
         rows.append(row)
         for source, ext_id in (ref.get("external_ids") or {}).items():
             row.external_ids.setdefault(source, ext_id)
-        _attach_external_ids(session, row, ref, by_ext)  # type: ignore[arg-type]
-        if merge_fields(row, ref.get("fields") or {}):  # type: ignore[arg-type]
+        _attach_external_ids(session, row, ref, by_ext)
+        if merge_fields(row, ref.get("fields") or {}):
             changed[row.id] = row
     if changed:
         now = utcnow()
@@ -132,7 +136,10 @@ def _insert_new(
         stmt = dialect_insert(session, Profile.__table__).on_conflict_do_nothing(
             index_elements=["email"]
         )
-        session.execute(stmt, [_new_profile_row(e, s) for e, s in new_emails.items()])
+        # in one order for every worker: two inserting the same new contacts in different
+        # orders would each wait for the other's row lock (a deadlock on PostgreSQL)
+        rows = [_new_profile_row(e, s) for e, s in sorted(new_emails.items())]
+        session.execute(stmt, rows)
     return bool(new_emails)
 
 
@@ -155,8 +162,8 @@ def _lookup_rows(
     by_ext: dict[tuple[str, str], ProfileRow] = {}
     if emails:
         query = select(*_PROFILE_COLUMNS).where(one_of(session, Profile.email, emails))
-        for values in session.execute(query):
-            row = by_id[values[0]] = ProfileRow(*values)
+        for found_row in session.execute(query):
+            row = by_id[found_row[0]] = ProfileRow(*found_row)
             by_email[row.email] = row  # type: ignore[index]
     if pairs:
         found = session.execute(
@@ -180,11 +187,12 @@ def _lookup_rows(
 
 def _insert_without_email(session: Session, status: str | None) -> ProfileRow:
     values = _new_profile_row(None, status or ProfileStatus.SUBSCRIBED.value)
-    new_id = session.execute(insert(Profile.__table__).returning(Profile.id), values).scalar_one()
+    profiles = cast(Table, Profile.__table__)
+    new_id = session.execute(insert(profiles).returning(Profile.id), values).scalar_one()
     return ProfileRow(id=new_id, **values)
 
 
-def merge_fields(profile: Profile, fields: dict[str, Any]) -> list[str]:
+def merge_fields(profile: Profile | ProfileRow, fields: dict[str, Any]) -> list[str]:
     """Copy the fields a source sent about a contact onto its profile; return the changed names.
 
     A fact's ``profile.fields`` is what its source knows now (a shop's first name, an ERP's
@@ -234,8 +242,8 @@ def _lookup(
 
 
 def _find(
-    ref: dict[str, Any], by_email: dict[str, Profile], by_ext: dict[tuple[str, str], Profile]
-) -> Profile | None:
+    ref: dict[str, Any], by_email: dict[str, P], by_ext: dict[tuple[str, str], P]
+) -> P | None:
     for pair in (ref.get("external_ids") or {}).items():
         if pair in by_ext:
             return by_ext[pair]
@@ -243,7 +251,7 @@ def _find(
 
 
 def _attach_external_ids(
-    session: Session, profile: Profile, ref: dict[str, Any], by_ext: dict[tuple[str, str], Profile]
+    session: Session, profile: P, ref: dict[str, Any], by_ext: dict[tuple[str, str], P]
 ) -> None:
     missing = [
         {"profile_id": profile.id, "source": s, "external_id": i}

@@ -1,5 +1,7 @@
-"""Searching profiles by requirements (Copernica's ``fieldname``/``value``/``operator``/
-``casesensitive``), compiled to SQL that runs on SQLite and PostgreSQL alike.
+"""Searching profiles by requirements, compiled to SQL that runs on SQLite and PostgreSQL.
+
+A requirement has Copernica's shape: ``fieldname``, ``value``, ``operator`` and
+``casesensitive``.
 
 Unlike Copernica, which skips a requirement on a field it does not know (and so returns more
 profiles than asked), an unknown field name is an :class:`InputError` naming it.
@@ -217,7 +219,7 @@ def _clause(
             ) from None
         return _compare(getattr(Profile, name), op, moment)
     column = getattr(Profile, name) if kind is ColumnKind.TEXT else _field_text(dialect, name)
-    as_text = func.coalesce(column, "")  # a field a profile lacks compares as empty text
+    as_text: ColumnElement[Any] = func.coalesce(column, "")  # a missing field compares as ""
     if op in (Operator.LT, Operator.LE, Operator.GT, Operator.GE) and NUMBER.match(value):
         return _compare(_as_number(dialect, as_text), op, float(value))
     if op in (Operator.LIKE, Operator.NOT_LIKE):

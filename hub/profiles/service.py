@@ -31,6 +31,14 @@ from hub.config import Settings
 from hub.db import Database
 from hub.exceptions import ConflictError, InputError, NotFoundError
 from hub.facts.ingest import notify, store_facts
+from hub.facts.own import (
+    OwnFact,
+    ProfileCreated,
+    ProfileDeleted,
+    ProfileTagged,
+    ProfileUnsubscribed,
+    ProfileUpdated,
+)
 from hub.facts.schema import EMAIL, FACT_TYPE, FactIn, ProfileRef
 from hub.models import Fact, FactStatus, Profile, ProfileStatus
 from hub.profiles.resolve import merge_fields, resolve_profiles
@@ -136,9 +144,11 @@ class ProfileService:
     def update_profiles(
         self, requirements: Sequence[Requirement], fields: dict[str, Any], create: bool
     ) -> Upserted:
-        """Copernica's ``Database_updateProfiles``: set ``fields`` on every profile meeting the
-        requirements; when none does and ``create`` is true, create one from the fields plus the
-        requirements' ``=`` values (the key fields, such as ``email``).
+        """Copernica's ``Database_updateProfiles``: set ``fields`` on every matching profile.
+
+        A profile matches if it meets every requirement. When none does and ``create`` is true,
+        create one from the fields plus the requirements' ``=`` values (the key fields, such as
+        ``email``).
 
         With ``create``, an ``=`` requirement may name a field no profile has yet: it is the key
         field the new profile will get (the first upsert by a new key must work). Without
@@ -188,11 +198,11 @@ class ProfileService:
             after = [t for t in before if t not in remove]
             after += [t for t in add if t not in after]
             profile.tags = after
-            data = {
-                "added": [t for t in after if t not in before],
-                "removed": [t for t in before if t not in after],
-            }
-            self._fact(session, facts, "profile.tagged", profile, data=data)
+            tagged = ProfileTagged(
+                added=[t for t in after if t not in before],
+                removed=[t for t in before if t not in after],
+            )
+            self._fact(session, facts, tagged, profile)
             return profile.as_dict()
 
     def unsubscribe(self, profile_id: int) -> dict[str, Any]:
@@ -204,10 +214,9 @@ class ProfileService:
             self._fact(
                 session,
                 facts,
-                "profile.unsubscribed",
+                ProfileUnsubscribed(previous_status=previous),
                 profile,
                 status=ProfileStatus.UNSUBSCRIBED.value,
-                data={"previous_status": previous},
             )
             return profile.as_dict()
 
@@ -222,7 +231,7 @@ class ProfileService:
         """
         with self._writing() as (session, facts):
             profile = _load(session, profile_id, lock=True)
-            fact = self._fact(session, facts, "profile.deleted", profile, data={"id": profile.id})
+            fact = self._fact(session, facts, ProfileDeleted(id=profile.id), profile)
             session.execute(
                 update(Fact)
                 .where(Fact.id == fact.id)
@@ -311,8 +320,8 @@ class ProfileService:
             profile.tags = list(dict.fromkeys([*(profile.tags or []), *tags]))
         session.flush()
         self.catalog.learn(list(fields))
-        data = {"fields": fields, "changed": sorted(fields), "tags": list(tags)}
-        self._store(session, facts, "profile.created", ref, data)
+        created = ProfileCreated(fields=fields, changed=sorted(fields), tags=list(tags))
+        self._store(session, facts, created.TYPE, ref, created.data())
         return profile
 
     def _update(
@@ -320,20 +329,18 @@ class ProfileService:
     ) -> None:
         changed = merge_fields(profile, fields)
         self.catalog.learn(list(fields))
-        data = {"fields": fields, "changed": changed}
-        self._fact(session, facts, "profile.updated", profile, data=data)
+        self._fact(session, facts, ProfileUpdated(changed=changed, fields=fields), profile)
 
     def _fact(
         self,
         session: Session,
         facts: list[_StoredFact],
-        fact_type: str,
+        fact: OwnFact,
         profile: Profile,
         status: str | None = None,
-        data: dict[str, Any] | None = None,
     ) -> _StoredFact:
         ref = _ref(profile, status=status)
-        return self._store(session, facts, fact_type, ref, data or {})
+        return self._store(session, facts, fact.TYPE, ref, fact.data())
 
     def _store(
         self,
@@ -398,6 +405,10 @@ def check_fields(fields: dict[str, Any], where: str = "fields") -> dict[str, Any
 
 
 def check_tags(tags: Sequence[str], where: str) -> list[str]:
+    """The tags trimmed, each once; InputError naming ``where`` (or the tag) if one is wrong.
+
+    A list holds at most :data:`MAX_TAGS` tags, each 1 to 100 characters.
+    """
     tags = list(tags or [])
     if len(tags) > MAX_TAGS:
         raise InputError("invalid_value", where, f"at most {MAX_TAGS} tags")
@@ -408,6 +419,7 @@ def check_tags(tags: Sequence[str], where: str) -> list[str]:
 
 
 def check_email(email: str | None, where: str) -> str:
+    """The address trimmed and lower-cased; InputError at ``where`` if it is empty or invalid."""
     value = (email or "").strip().lower()
     if not value:
         raise InputError("missing_value", where, "an email address is required")
@@ -417,6 +429,7 @@ def check_email(email: str | None, where: str) -> str:
 
 
 def check_status(status: str, where: str) -> str:
+    """``status`` if it is a :class:`ProfileStatus` value; InputError at ``where`` otherwise."""
     allowed = [s.value for s in ProfileStatus]
     if status not in allowed:
         raise InputError("invalid_value", where, f"{status!r} is not one of {', '.join(allowed)}")
@@ -441,16 +454,20 @@ def _load(session: Session, profile_id: int, lock: bool = False) -> Profile:
 
 
 def _ref(profile: Profile, status: str | None = None) -> ProfileRef:
-    return ProfileRef(
-        email=profile.email,
-        external_ids={x.source: x.external_id for x in profile.external_ids},
-        status=status,
+    return ProfileRef.model_validate(
+        {
+            "email": profile.email,
+            "external_ids": {x.source: x.external_id for x in profile.external_ids},
+            "status": status,
+        }
     )
 
 
 def _build_ref(email: str, external_ids: dict[str, str] | None, status: str | None) -> ProfileRef:
     try:
-        return ProfileRef(email=email, external_ids=external_ids or {}, status=status)
+        return ProfileRef.model_validate(
+            {"email": email, "external_ids": external_ids or {}, "status": status}
+        )
     except ValidationError as exc:
         raise _input_error(exc, "profile") from None
 

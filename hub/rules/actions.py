@@ -45,7 +45,8 @@ def no_problems(_params: Any, _templates_dir: Path) -> list[str]:
 
 def show_rendered(_profile: dict[str, Any], params: BaseModel, context: dict[str, Any]) -> Shown:
     """How a scenario shows an action that changes nothing in the hub: its rendered parameters."""
-    return Shown("done", str(render_value(params.model_dump(exclude_none=True), context)))
+    shown = params.model_dump(exclude_none=True, mode="json")
+    return Shown("done", str(render_value(shown, context)))
 
 
 @dataclass(frozen=True)

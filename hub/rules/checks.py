@@ -54,8 +54,10 @@ def known_fact_types(declared: set[str], rules: Sequence[Rule]) -> set[str]:
 def unknown_fact_types(
     patterns: Sequence[tuple[str, str, int, int]], declared: set[str], rules: Sequence[Rule]
 ) -> list[RuleProblem]:
-    """A problem for each exact fact type (file, type, line, column) that is close to a known
-    type without being one: almost always a typo."""
+    """A problem for each exact fact type that is close to a known type without being one.
+
+    Such a type is almost always a typo. ``patterns`` are (file, type, line, column).
+    """
     known = known_fact_types(declared, rules)
     problems = []
     for path, pattern, line, column in patterns:

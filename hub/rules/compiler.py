@@ -57,6 +57,7 @@ class PathIndex:
         self._outer_first: list[tuple[str, str]] = []
 
     def key(self, path: str) -> str:
+        """Where ``path``'s kind is in a document (``_t.kN``); a new path gets the next number."""
         if path not in self.keys:
             self.keys[path] = f"k{len(self.keys)}"
             # enclosing paths before the paths inside them (see message)
@@ -64,6 +65,7 @@ class PathIndex:
         return f"_t.{self.keys[path]}"
 
     def kinds(self, doc: dict[str, Any]) -> dict[str, str]:
+        """The ``_t`` map of ``doc``: the kind of each numbered path."""
         return {k: kind(lookup(doc, path)) for path, k in self.keys.items()}
 
     def message(self, doc: dict[str, Any]) -> dict[str, Any]:

@@ -112,6 +112,7 @@ class StaticContext:
     history: Callable[[dict[str, Any], datetime | None], list[dict[str, Any]]] | None = None
 
     def facts(self, doc: dict[str, Any], since: datetime | None) -> list[dict[str, Any]]:
+        """What the ``history`` callback gives; no facts without one."""
         return self.history(doc, since) if self.history else []
 
 
@@ -133,6 +134,7 @@ def kind(value: Any) -> str:
 
 
 def lookup(doc: dict[str, Any], path: str) -> Any:
+    """The value at dotted ``path`` in ``doc``; the missing marker (kind ``m``) if absent."""
     node: Any = doc
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -274,8 +276,11 @@ def describe(cond: Condition, doc: dict[str, Any] | None = None, ctx: Context | 
 
 @functools.lru_cache(maxsize=8192)
 def type_matches(pattern: str, fact_type: str) -> bool:
-    """Whether a fact type matches a rule's glob; asked for every past fact a history
-    condition reads, so the answers are kept (a rule set has few patterns and types)."""
+    """Whether a fact type matches a rule's glob.
+
+    Asked for every past fact a history condition reads, so the answers are kept (a rule set
+    has few patterns and types).
+    """
     return fnmatch.fnmatchcase(fact_type, pattern)
 
 
@@ -283,6 +288,7 @@ def type_matches(pattern: str, fact_type: str) -> bool:
 
 
 def to_plain(cond: Condition) -> dict[str, Any]:
+    """``cond`` as JSON data, for the arguments of a delayed job; :func:`from_plain` reads it."""
     if isinstance(cond, Compare):
         return {"compare": [cond.path, cond.op, cond.value]}
     if isinstance(cond, History):
@@ -299,6 +305,7 @@ def to_plain(cond: Condition) -> dict[str, Any]:
 
 
 def from_plain(data: dict[str, Any]) -> Condition:
+    """The condition :func:`to_plain` wrote."""
     if "compare" in data:
         path, op, value = data["compare"]
         return Compare(path, op, value)

@@ -18,7 +18,9 @@ FACT_KEYS = ("id", "type", "source", "source_id", "occurred_at")
 class HasDict(Protocol):
     """A fact or profile row (ORM object or plain row) that can give itself as rules see it."""
 
-    def as_dict(self) -> dict[str, Any]: ...
+    def as_dict(self) -> dict[str, Any]:
+        """The row as rules see it (as :func:`hub.models.fact_dict` or ``profile_dict`` give it)."""
+        ...
 
 
 def document(fact: Mapping[str, Any], profile: Mapping[str, Any] | None) -> dict[str, Any]:

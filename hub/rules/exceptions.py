@@ -26,6 +26,7 @@ class RuleProblem:
         return f"{self.path}:{self.line}:{self.column}: {self.message}"
 
     def as_dict(self) -> dict[str, object]:
+        """The problem as JSON data: ``file``, ``line``, ``column`` and ``message``."""
         return {
             "file": self.path,
             "line": self.line,

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import false, func, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from hub.db import one_of
 from hub.models import Fact, RuleFiring
@@ -86,6 +87,11 @@ class DbContext:
                 )
 
     def facts(self, doc: dict[str, Any], since: datetime | None) -> list[dict[str, Any]]:
+        """The profile's facts (history documents) since ``since``, this batch's earlier ones too.
+
+        The first question about a profile of the batch reads the facts of every profile of the
+        batch not read yet, in one query. A document without a profile id has no history.
+        """
         profile_id = (doc.get("profile") or {}).get("id")
         if profile_id is None:
             return []
@@ -98,6 +104,7 @@ class DbContext:
         return [d for d in docs if (parse_time(d["_at"]) or since) >= since]
 
     def firings(self, profile_id: int) -> list[tuple[str, datetime]]:
+        """The profile's rule firings, ``(rule name, fired at)``: stored ones and this batch's."""
         if profile_id not in self._firings:
             wanted = {p for p in self.batch_profiles if p not in self._firings}
             self._load_firings(wanted | {profile_id})
@@ -113,8 +120,9 @@ class DbContext:
         if self.limited_rules is not None:
             query = query.where(one_of(self.session, RuleFiring.rule_name, self.limited_rules))
         rows = self.session.execute(query)
-        for pid, name, at in rows:
-            self._firings[pid].append((name, at))
+        for firing_profile, name, at in rows:
+            if firing_profile is not None:  # asked for by profile: never None
+                self._firings[firing_profile].append((name, at))
 
     def record(self, profile_id: int, rule_name: str, at: datetime) -> None:
         """A firing of this batch counts for the next fact of the same profile.
@@ -133,7 +141,7 @@ def _type_filter(patterns: Sequence[str] | None) -> list[Any]:
     """SQL for "the type matches one of these globs" (``*`` and ``?``); [] when it cannot say."""
     if patterns is None or any("[" in p for p in patterns):
         return []
-    clauses = []
+    clauses: list[ColumnElement[bool]] = []
     for pattern in patterns:
         if "*" in pattern or "?" in pattern:
             like = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -29,6 +29,7 @@ class ActionCall:
 
     @property
     def delayed(self) -> bool:
+        """Whether the action waits (``after`` or ``at``): it then runs as a follow-up job."""
         return self.after is not None or self.at is not None
 
     def due_at(self, doc: dict[str, Any], now: datetime) -> datetime | None:
@@ -49,6 +50,8 @@ class ActionCall:
 
 @dataclass(frozen=True)
 class Rule:
+    """One rule: the facts it triggers on, its condition, its actions and its limits."""
+
     name: str
     file: str
     line: int
@@ -71,4 +74,5 @@ class RuleSet:
     files: tuple[str, ...] = field(default=())
 
     def by_name(self, name: str) -> Rule:
+        """The rule called ``name``; StopIteration if the set has none."""
         return next(r for r in self.rules if r.name == name)

@@ -57,20 +57,20 @@ class _Mark:
         self.column = node.start_mark.column + 1
 
 
-class _Map(dict):  # type: ignore[type-arg]
+class _Map(dict[Any, Any]):
     """A YAML mapping that remembers where it and each of its keys stand."""
 
     mark: _Mark
     key_marks: dict[Any, _Mark]
 
 
-class _List(list):  # type: ignore[type-arg]
+class _List(list[Any]):
     mark: _Mark
     item_marks: list[_Mark]
 
 
 class _Loader(yaml.SafeLoader):
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _Map:  # type: ignore[override]
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _Map:
         result = _Map()
         result.mark = _Mark(node)
         result.key_marks = {}
@@ -84,7 +84,7 @@ class _Loader(yaml.SafeLoader):
             result.key_marks[key] = _Mark(key_node)
         return result
 
-    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> _List:  # type: ignore[override]
+    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> _List:
         result = _List(self.construct_object(child, deep=True) for child in node.value)
         result.mark = _Mark(node)
         result.item_marks = [_Mark(child) for child in node.value]
@@ -146,8 +146,8 @@ class _Reader:
             self.problem(doc.key_marks["rules"], "'rules' must be a list of rules")
             return []
         rules = []
-        for item, mark in zip(items, items.item_marks, strict=True):
-            rule = self.rule(item, mark)
+        for item, item_mark in zip(items, items.item_marks, strict=True):
+            rule = self.rule(item, item_mark)
             if rule is not None:
                 rules.append(rule)
         return rules
@@ -461,6 +461,7 @@ def _plain(value: Any) -> Any:
 
 
 def rule_files(path: Path) -> list[Path]:
+    """The rule files of ``path``: that file, or a directory's ``*.yaml`` and ``*.yml``, sorted."""
     if path.is_file():
         return [path]
     return sorted(p for p in path.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))

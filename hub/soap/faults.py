@@ -22,6 +22,7 @@ def fault_code(code: str) -> str:
 
 
 def fault_text(error: InputError) -> str:
+    """The ``faultstring`` of ``error``: the field at fault first (``field: message``)."""
     return f"{error.field}: {error.message}" if error.field else error.message
 
 

@@ -78,6 +78,7 @@ def _typed(kind: str, raw: str | None, where: str) -> Any:
 
 
 def requirements_in(requirements: list[Requirement] | None) -> list[search.Requirement]:
+    """SOAP requirements as the service takes them; ``operator`` defaults to ``=``."""
     return [
         search.Requirement(
             fieldname=r.fieldname,
@@ -158,10 +159,12 @@ class ProfileOperations(ServiceBase):
 
     @rpc(Long(min_occurs=1, nillable=False), _returns=Profile)
     def Profile_get(ctx: Any, id: int) -> Profile:  # noqa: A002 - Copernica's parameter name
+        """The profile with this id; Client.NotFound if there is none."""
         return profile_to_soap(_service(ctx).get(id))
 
     @rpc(Long(min_occurs=1, nillable=False), _returns=Array(Field))
     def Profile_fields(ctx: Any, id: int) -> list[Field]:  # noqa: A002
+        """The profile's custom fields, typed, sorted by name; Client.NotFound if there is none."""
         profile = _service(ctx).get(id)
         return [field_to_soap(k, v) for k, v in sorted(profile["fields"].items())]
 
@@ -171,6 +174,11 @@ class ProfileOperations(ServiceBase):
         _returns=Profile,
     )
     def Profile_updateFields(ctx: Any, id: int, fields: list[Field]) -> Profile:  # noqa: A002
+        """Set the fields given (others are kept) and answer the profile.
+
+        Faults: Client.NotFound; Client.ReservedField, Client.InvalidFieldName, Client.InvalidValue
+        or Client.MissingValue, naming the field (``fields[0].value``).
+        """
         return profile_to_soap(_service(ctx).update_fields(id, fields_in(fields)))
 
     @rpc(
@@ -179,6 +187,11 @@ class ProfileOperations(ServiceBase):
         _returns=Profile,
     )
     def Profile_addTags(ctx: Any, id: int, tags: list[str]) -> Profile:  # noqa: A002
+        """Add tags the profile does not have yet, and answer the profile.
+
+        Faults: Client.NotFound; Client.InvalidValue for more than 100 tags or a tag that is not 1
+        to 100 characters.
+        """
         return profile_to_soap(_service(ctx).change_tags(id, add=tags or []))
 
     @rpc(
@@ -187,14 +200,28 @@ class ProfileOperations(ServiceBase):
         _returns=Profile,
     )
     def Profile_removeTags(ctx: Any, id: int, tags: list[str]) -> Profile:  # noqa: A002
+        """Remove the tags given (tags the profile lacks are ignored), and answer the profile.
+
+        Faults: Client.NotFound; Client.InvalidValue for more than 100 tags or a tag that is not 1
+        to 100 characters.
+        """
         return profile_to_soap(_service(ctx).change_tags(id, remove=tags or []))
 
     @rpc(Long(min_occurs=1, nillable=False), _returns=Profile)
     def Profile_unsubscribe(ctx: Any, id: int) -> Profile:  # noqa: A002
+        """Withdraw the profile's consent (status ``unsubscribed``) and answer the profile.
+
+        Unsubscribing twice is harmless. Fault: Client.NotFound.
+        """
         return profile_to_soap(_service(ctx).unsubscribe(id))
 
     @rpc(Long(min_occurs=1, nillable=False), _returns=Boolean)
     def Profile_remove(ctx: Any, id: int) -> bool:  # noqa: A002
+        """Delete the profile; answers true. A ``profile.deleted`` fact is kept as its record.
+
+        Facts about the contact still waiting to be evaluated are not acted on. Fault:
+        Client.NotFound.
+        """
         _service(ctx).delete(id)
         return True
 
@@ -212,5 +239,11 @@ class ProfileOperations(ServiceBase):
         data: list[Field] | None,
         source_id: str | None,
     ) -> FactResult:
+        """Store a fact about the profile for the rules; answers its id and status.
+
+        The status is ``accepted``, or ``duplicate`` (with the first fact's id) when the
+        ``source_id`` was used before. Faults: Client.NotFound; Client.InvalidValue for a ``type``
+        that is not dotted lower-case words (``order.placed``) or a bad ``data`` value.
+        """
         fact_id, status = _service(ctx).post_fact(id, type, fields_in(data, "data"), source_id)
         return FactResult(id=fact_id, status=status)

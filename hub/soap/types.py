@@ -20,6 +20,8 @@ FieldType = Enum(
 
 
 class Model(ComplexModel):
+    """Base of the SOAP types: each is declared in the hub's namespace, :data:`TNS`."""
+
     __namespace__ = TNS
 
 
@@ -111,6 +113,7 @@ def field_to_soap(name: str, value: Any) -> Field:
 
 
 def profile_to_soap(profile: dict[str, Any]) -> Profile:
+    """A profile as the service gives it, as the SOAP :class:`Profile` (fields typed, by name)."""
     return Profile(
         id=profile["id"],
         email=profile["email"],

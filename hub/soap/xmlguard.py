@@ -120,6 +120,11 @@ class XmlGuard:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
+        """Pass a POST on only if its body is bounded, safe XML naming a known operation.
+
+        Anything else is answered here with a SOAP fault (and its HTTP status); other methods (a
+        WSDL request) pass through unchecked.
+        """
         if environ.get("REQUEST_METHOD", "GET").upper() != "POST":
             return self.app(environ, start_response)
         try:

@@ -147,8 +147,10 @@ def _profile_facts(
 
 
 def _store_profile_facts(rt: Runtime, session: Any, raised: list[dict[str, Any]]) -> bool:
-    """Store the hub's own facts in the evaluation's transaction: they commit with it or not
-    at all, so a worker that dies after the commit loses none. True if any was stored."""
+    """Store the hub's own facts in the evaluation's transaction; True if any was stored.
+
+    They commit with it or not at all, so a worker that dies after the commit loses none.
+    """
     facts = []
     for item in raised:
         try:

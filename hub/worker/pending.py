@@ -48,6 +48,7 @@ class ClaimedFact(NamedTuple):
 
     @staticmethod
     def columns() -> tuple[Any, ...]:
+        """The columns to select, in field order: ``ClaimedFact(*row)`` reads a row of them."""
         return (
             Fact.id,
             Fact.type,
@@ -60,4 +61,5 @@ class ClaimedFact(NamedTuple):
         )
 
     def as_dict(self) -> dict[str, Any]:
+        """The fact as rules and templates see it (as :func:`hub.models.fact_dict` gives it)."""
         return fact_dict(self)
