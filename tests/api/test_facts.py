@@ -155,17 +155,3 @@ def test_get_unknown_fact_and_profile(client: Any, auth: dict) -> None:
     assert client.get("/api/v1/facts/999", headers=auth).status_code == 404
     assert client.get("/api/v1/profiles?email=nobody@example.com", headers=auth).status_code == 404
     assert client.get("/api/v1/profiles", headers=auth).status_code == 400
-
-
-def test_healthz_reports_both_services(client: Any) -> None:
-    response = client.get("/healthz")
-    assert response.status_code == 200
-    assert response.json == {"status": "ok", "database": "ok", "redis": "ok"}
-
-
-def test_openapi_describes_the_endpoints(client: Any) -> None:
-    spec = client.get("/api/v1/openapi.json").json
-    assert spec["openapi"].startswith("3.")
-    assert {"/api/v1/facts", "/api/v1/facts/{id}", "/api/v1/profiles", "/healthz"} <= set(
-        spec["paths"]
-    )

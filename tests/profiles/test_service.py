@@ -1,5 +1,5 @@
 """The profile service layer that SOAP and REST share: every write is a fact of its source,
-applied at once; searches name unknown fields; bad input changes nothing."""
+applied at once; bad input changes nothing."""
 
 from __future__ import annotations
 
@@ -14,11 +14,6 @@ from hub.profiles.search import Requirement
 from hub.profiles.service import ProfileService
 from hub.runtime import Runtime
 from tests.conftest import run_jobs
-
-
-@pytest.fixture
-def svc(hub_runtime: Runtime) -> ProfileService:
-    return ProfileService(hub_runtime.db, hub_runtime.settings, hub_runtime.redis, "soap")
 
 
 def facts(rt: Runtime) -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
@@ -107,50 +102,6 @@ def test_upsert_that_cannot_create_names_why(svc: ProfileService, hub_runtime: R
     assert count(hub_runtime, Fact) == 0 and count(hub_runtime, Profile) == 0
 
 
-OPERATOR_CASES: list[tuple[Requirement, list[str]]] = [
-    (req("city", "Delft", "=", True), ["a"]),
-    (req("city", "delft"), ["a", "b"]),
-    (req("city", "delft", "!="), ["c", "d"]),  # d has no city: compares as ""
-    (
-        req(
-            "city",
-            "",
-            "=",
-        ),
-        ["d"],
-    ),
-    (req("age", "30", ">"), ["b", "c"]),
-    (req("age", "30", ">="), ["a", "b", "c"]),
-    (req("age", "41", "<"), ["a"]),
-    (req("age", "41", "<="), ["a", "b"]),
-    (req("age", "5", ">"), ["a", "b", "c"]),  # numeric, not text, comparison
-    (req("code", "B", "<"), ["a", "c", "d"]),  # as text when the value is no number
-    (req("city", "DEL%", "LIKE"), ["a", "b"]),
-    (req("city", "Del%", "LIKE", True), ["a"]),
-    (req("city", "d_lft", "LIKE", True), ["b"]),
-    (req("city", "%LFT", "NOT LIKE"), ["c", "d"]),
-    (req("vip", "true"), ["b"]),
-    (req("tags", "buyer"), ["a", "c"]),
-    (req("tags", "buyer", "!="), ["b", "d"]),
-    (req("status", "unsubscribed"), ["d"]),
-    (req("email", "C@EXAMPLE.COM"), ["c"]),
-    (req("created_at", "2000-01-01T00:00:00+00:00", ">"), ["a", "b", "c", "d"]),
-]
-
-
-def test_search_operators(svc: ProfileService) -> None:
-    svc.create("a@example.com", {"city": "Delft", "age": 30, "code": "A"}, ["buyer"])
-    svc.create("b@example.com", {"city": "delft", "age": "41", "vip": True, "code": "B"})
-    svc.create("c@example.com", {"city": "Utrecht", "age": 65.5}, ["buyer"])
-    svc.create("d@example.com", {"age": "unknown"}, status="unsubscribed")
-    found = {}
-    for requirement, _ in OPERATOR_CASES:
-        page = svc.search([requirement])
-        found[requirement] = [p["email"][0] for p in page.profiles]
-        assert page.total == len(page.profiles)
-    assert found == {r: expected for r, expected in OPERATOR_CASES}
-
-
 def test_paging(svc: ProfileService) -> None:
     for i in range(7):
         svc.create(f"p{i}@example.com", {"n": i})
@@ -159,52 +110,6 @@ def test_paging(svc: ProfileService) -> None:
     assert [p["fields"]["n"] for p in page.profiles] == [3, 4, 5]
     last = svc.search([], start=6, length=3)
     assert (last.length, last.total, [p["fields"]["n"] for p in last.profiles]) == (1, 7, [6])
-
-
-BAD_SEARCHES: list[tuple[list[Requirement], int, int | None, str, str]] = [
-    ([req("colour", "red")], 0, None, "unknown_field", "requirements[0].fieldname"),
-    (
-        [req("city", "x"), req("Email", "x")],
-        0,
-        None,
-        "unknown_field",
-        "requirements[1].fieldname",
-    ),
-    ([req("", "x")], 0, None, "missing_value", "requirements[0].fieldname"),
-    ([req("city", "x", "~")], 0, None, "invalid_operator", "requirements[0].operator"),
-    ([req("tags", "x", ">")], 0, None, "invalid_operator", "requirements[0].operator"),
-    ([req("id", "seven")], 0, None, "invalid_value", "requirements[0].value"),
-    ([req("created_at", "yesterday")], 0, None, "invalid_value", "requirements[0].value"),
-    ([], -1, None, "invalid_value", "start"),
-    ([], 0, 0, "invalid_value", "length"),
-    ([], 0, 5000, "invalid_value", "length"),
-]
-
-
-def test_bad_search_names_the_field(svc: ProfileService) -> None:
-    svc.create("a@example.com", {"city": "Delft"})
-    got = []
-    for requirements, start, length, _code, _field in BAD_SEARCHES:
-        with pytest.raises(InputError) as err:
-            svc.search(requirements, start, length)
-        got.append((err.value.code, err.value.field))
-    assert got == [(code, field) for *_, code, field in BAD_SEARCHES]
-
-
-def test_field_written_elsewhere_is_known_at_once(
-    svc: ProfileService, hub_runtime: Runtime
-) -> None:
-    svc.create("a@example.com", {"city": "Delft"})
-    assert ("city", "custom") in svc.known_fields()
-    # a rule or connector writes a new field straight into the table
-    with hub_runtime.db.session() as session:
-        profile = session.scalar(select(Profile))
-        profile.fields = {"city": "Delft", "loyalty": "gold"}
-    other = ProfileService(hub_runtime.db, hub_runtime.settings, hub_runtime.redis, "api")
-    other.catalog._read_at -= 60  # noqa: SLF001 - as if the last re-read were a minute ago
-    assert [p["email"] for p in other.search([req("loyalty", "gold")]).profiles] == [
-        "a@example.com"
-    ]
 
 
 BAD_FIELDS: list[tuple[dict[str, Any], str, str]] = [

@@ -75,39 +75,6 @@ def test_missing_then(tmp_path: Path) -> None:
     assert p.line == 2 and p.message == "rule 'lonely' needs 'then'"
 
 
-def test_a_fact_type_that_is_a_typo_gets_a_did_you_mean(tmp_path: Path) -> None:
-    p = only(
-        tmp_path,
-        """
-        rules:
-          - name: x
-            when:
-              fact: order.plcaed
-            then: [{update_profile: {add_tags: [a]}}]
-        """,
-    )
-    assert str(p).endswith(
-        "bad.yaml:4:7: unknown fact type 'order.plcaed'; did you mean 'order.placed'? "
-        "(declare a new type under 'fact_types:')"
-    )
-
-
-def test_a_declared_fact_type_is_accepted(tmp_path: Path) -> None:
-    assert (
-        problems(
-            tmp_path,
-            """
-        fact_types: [order.paid]
-        rules:
-          - name: x
-            when: {fact: order.paid}
-            then: [{update_profile: {add_tags: [a]}}]
-        """,
-        )
-        == []
-    )
-
-
 def test_malformed_fact_pattern(tmp_path: Path) -> None:
     p = only(
         tmp_path,
@@ -280,23 +247,6 @@ def test_duplicate_rule_name_points_at_the_first(tmp_path: Path) -> None:
     assert (
         p.line == 5 and p.message == f"duplicate rule name 'twice' (first at {tmp_path}/bad.yaml:2)"
     )
-
-
-def test_emit_cycle(tmp_path: Path) -> None:
-    p = only(
-        tmp_path,
-        """
-        rules:
-          - name: ping
-            when: {fact: game.ping}
-            then: [{emit: {type: game.pong}}]
-          - name: pong
-            when: {fact: game.pong}
-            then: [{emit: {type: game.ping}}]
-        """,
-    )
-    assert p.line == 2
-    assert p.message.startswith("emit cycle: ping -> pong -> ping")
 
 
 @pytest.mark.parametrize(

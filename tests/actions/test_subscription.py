@@ -1,0 +1,45 @@
+"""``unsubscribe`` and ``resubscribe``: consent changes once, a bounced address stays bounced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hub.runtime import Runtime
+from tests.rules.test_language import fact, fired, post, profile, settle, use_rules
+
+
+def test_unsubscribe_resubscribe_and_the_hub_fact_that_follows(
+    hub_runtime: Runtime, rules_dir: Path
+) -> None:
+    use_rules(
+        hub_runtime,
+        rules_dir,
+        """
+        rules:
+          - name: stop
+            when: {fact: form.submitted, all: [data.form: unsubscribe]}
+            then: [{unsubscribe: {}}]
+          - name: again
+            when: {fact: form.submitted, all: [data.form: subscribe]}
+            then: [{resubscribe: {}}]
+          - name: bye
+            when: {fact: profile.unsubscribed, all: [data.previous_status: subscribed]}
+            then: [{send_mail: {template: thank-you, subject: Bye, kind: transactional}}]
+        """,
+    )
+    post(hub_runtime, fact("form.submitted", form="unsubscribe"))
+    settle(hub_runtime)
+    assert profile(hub_runtime).status == "unsubscribed"
+    assert fired(hub_runtime)[-1] == "bye"
+    post(hub_runtime, fact("form.submitted", form="subscribe"))
+    settle(hub_runtime)
+    assert profile(hub_runtime).status == "subscribed"
+    post(
+        hub_runtime,
+        {
+            **fact("form.submitted", email="x@example.com", form="subscribe"),
+            "profile": {"email": "x@example.com", "status": "bounced"},
+        },
+    )
+    settle(hub_runtime)
+    assert profile(hub_runtime, "x@example.com").status == "bounced"  # never resubscribed
