@@ -31,6 +31,8 @@ def _typed_concat(values: Iterator[Any]) -> Any:
     undefined name is an error, also when it is the whole template.
     """
     head = list(islice(values, 2))
+    if not head:
+        return None  # nothing rendered (an ``{% if %}`` that did not hold): no value
     if len(head) == 1 and not isinstance(head[0], str):
         value = head[0]
         if isinstance(value, Undefined):

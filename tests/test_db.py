@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
 import hub.db
 from hub.db import Database
+from hub.models import Base
 from tests.conftest import TEST_DATABASE_URL, _postgres_database
 
 
@@ -38,3 +41,23 @@ def test_a_connection_dropped_while_idle_is_replaced_before_use(
         assert second != first
     finally:
         db.dispose()
+
+
+def test_every_models_module_is_found_without_a_list() -> None:
+    names = hub.db.import_models()
+    assert {"hub.models", "hub.integrations.models"} <= set(names)
+    assert all(name.endswith(".models") or name == "hub.models" for name in names)
+    tables = set(Base.metadata.tables)
+    assert {"profiles", "facts", "rule_firings", "connector_instances", "connector_runs"} <= tables
+
+
+def test_the_migrations_build_exactly_the_tables_the_models_declare(database_url: str) -> None:
+    """A table or column added to a models module without a migration (or the reverse) fails."""
+    hub.db.import_models()
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()

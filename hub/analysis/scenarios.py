@@ -36,7 +36,7 @@ from hub.actions import ACTIONS
 from hub.actions.hub_facts import MAX_CHAIN_DEPTH, chain_depth
 from hub.rules.actions import ActionRegistry
 from hub.rules.conditions import StaticContext, describe, evaluate, parse_duration, type_matches
-from hub.rules.document import document
+from hub.rules.document import document, template_context
 from hub.rules.engine import RuleEngine
 from hub.rules.history import limit_reason
 from hub.rules.model import ActionCall, Rule
@@ -205,7 +205,7 @@ class Simulation:
                     Outcome(rule.name, action.name, at, "skipped", f"unless {held}")
                 )
                 return
-        context = {"profile": _copy(self.profile), "fact": doc["fact"] | {"data": doc["data"]}}
+        context = template_context(dict(doc, profile=_copy(self.profile)))
         spec = self.actions[action.name]
         shown = spec.show(self.profile, spec.params.model_validate(action.params), context)
         self.outcomes.append(Outcome(rule.name, action.name, at, shown.result, shown.detail))

@@ -14,10 +14,9 @@ from hub.api.auth import require_api_key
 from hub.facts.ingest import store_facts
 from hub.facts.schema import validate_facts
 from hub.models import ActionRun, Fact, Message
-from hub.web import json_error
+from hub.web import json_error as error
 
 bp = Blueprint("api_facts", __name__, url_prefix="/api/v1")
-error = json_error
 
 
 @bp.post("/facts")

@@ -10,7 +10,7 @@ import difflib
 from collections.abc import Sequence
 
 from hub.facts.own import OWN_FACTS
-from hub.rules.conditions import type_matches
+from hub.rules.conditions import Compare, Condition, Group, type_matches
 from hub.rules.exceptions import RuleProblem
 from hub.rules.model import Rule
 
@@ -113,3 +113,44 @@ def emit_cycles(rules: Sequence[Rule]) -> list[RuleProblem]:
                 elif nxt not in trail and len(trail) < 20:
                     stack.append((nxt, [*trail, nxt]))
     return problems
+
+
+def own_fact_fields(rules: Sequence[Rule]) -> list[RuleProblem]:
+    """A problem for each ``data.<name>`` a rule reads that its own fact type never carries.
+
+    The facts the hub raises itself have one schema each (:mod:`hub.facts.own`); a rule on
+    ``profile.unsubscribed`` that reads ``data.previous`` (the name an earlier release used)
+    would never fire. Types some rule also raises with ``emit`` carry whatever data it gives
+    and are not checked.
+    """
+    emitted = {a.params["type"] for r in rules for a in r.actions if a.name == "emit"}
+    problems = []
+    for rule in rules:
+        schema = OWN_FACTS.get(rule.fact_pattern)
+        if schema is None or rule.fact_pattern in emitted:
+            continue
+        names = [*schema.model_fields, "caused_by"]
+        for path in sorted(_data_paths(rule.condition)):
+            name = path.split(".")[1]
+            if name not in names:
+                close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+                hint = f"; did you mean 'data.{close[0]}'?" if close else ""
+                problems.append(
+                    RuleProblem(
+                        rule.file,
+                        rule.line,
+                        1,
+                        f"rule {rule.name!r}: {rule.fact_pattern} has no {path} (its data: "
+                        f"{', '.join(names)}){hint}",
+                    )
+                )
+    return problems
+
+
+def _data_paths(condition: Condition) -> set[str]:
+    """The ``data.*`` paths a condition compares (history conditions read other facts)."""
+    if isinstance(condition, Compare):
+        return {condition.path} if condition.path.startswith("data.") else set()
+    if isinstance(condition, Group):
+        return {p for item in condition.items for p in _data_paths(item)}
+    return set()

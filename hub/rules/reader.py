@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from hub.rules.actions import ActionRegistry
-from hub.rules.checks import emit_cycles, unknown_fact_types
+from hub.rules.checks import emit_cycles, own_fact_fields, unknown_fact_types
 from hub.rules.conditions import (
     OPERATORS,
     ROOTS,
@@ -513,6 +513,7 @@ def check_rules(
     ]
     problems.extend(unknown_fact_types(patterns, declared, rules))
     problems.extend(emit_cycles(rules))
+    problems.extend(own_fact_fields(rules))
     return RuleSet(tuple(rules), digest.hexdigest()[:16], tuple(str(f) for f in files)), problems
 
 

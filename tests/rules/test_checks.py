@@ -125,3 +125,55 @@ def test_emit_cycles_are_found_once_each(rules: list[Rule], cycles: list[str]) -
     assert [p.message.split(" (")[0] for p in found] == [f"emit cycle: {c}" for c in cycles]
     by_name = {r.name: r for r in rules}
     assert [p.line for p in found] == [by_name[c.split(" ")[0]].line for c in cycles]
+
+
+def test_a_field_the_hubs_own_fact_never_carries_is_named_with_the_right_one(
+    tmp_path: Path,
+) -> None:
+    """The earlier release's data.previous would silently never match again."""
+    p = only(
+        tmp_path,
+        """
+        rules:
+          - name: bye
+            when: {fact: profile.unsubscribed, all: [data.previous: subscribed]}
+            then: [{update_profile: {add_tags: [gone]}}]
+        """,
+    )
+    assert "rule 'bye': profile.unsubscribed has no data.previous" in str(p)
+    assert "did you mean 'data.previous_status'?" in str(p)
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "{fact: profile.unsubscribed, all: [data.previous_status: subscribed]}",
+        "{fact: profile.updated, all: [data.changed: {contains: tags}]}",
+        "{fact: mail.sent, all: [data.caused_by.rule: {exists: true}]}",
+        "{fact: order.placed, all: [data.anything: 1]}",  # not one of the hub's own facts
+        "{fact: 'profile.*', all: [data.previous: subscribed]}",  # a glob: several schemas
+    ],
+)
+def test_fields_the_own_facts_carry_and_other_facts_are_not_questioned(
+    tmp_path: Path, when: str
+) -> None:
+    text = f"""
+        rules:
+          - name: r
+            when: {when}
+            then: [{{update_profile: {{add_tags: [t]}}}}]
+        """
+    assert problems(tmp_path, text) == []
+
+
+def test_an_own_type_a_rule_also_emits_carries_what_the_emit_gives(tmp_path: Path) -> None:
+    text = """
+        rules:
+          - name: raise
+            when: {fact: order.placed}
+            then: [{emit: {type: mail.sent, data: {campaign: spring}}}]
+          - name: read
+            when: {fact: mail.sent, all: [data.campaign: spring]}
+            then: [{update_profile: {add_tags: [spring]}}]
+        """
+    assert problems(tmp_path, text) == []
