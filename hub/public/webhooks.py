@@ -24,7 +24,7 @@ from connectors.exceptions import (
     SignatureInvalid,
 )
 from hub import runtime
-from hub.facts.ingest import store_facts
+from hub.facts.ingest import notify, store_facts
 from hub.integrations.secrets import SecretBox, SecretsUnreadable
 from hub.integrations.store import InstanceError, load_connector
 from hub.web import json_error as error
@@ -70,5 +70,5 @@ def webhook(instance: str) -> Any:
         return error(502, "remote_rejected", str(exc))
     stored = store_facts(rt.db, facts) if facts else []
     if stored:
-        rt.wake()
+        notify(rt.settings, rt.redis)  # at once: deliveries are few, senders wait anyway
     return jsonify({"facts": [{"id": s.id, "status": s.status} for s in stored]}), 200
