@@ -13,6 +13,7 @@ from hub.config import Settings
 from hub.exceptions import ConfigError
 from hub.queue import embedded_redis_url
 from hub.rules.engine import RuleEngine
+from hub.rules.model import RuleSet
 from hub.rules.reader import check_rules
 from hub.runtime import Runtime
 
@@ -46,11 +47,16 @@ def build_runtime(current: Settings, *, install: bool = False) -> Runtime:
     return rt
 
 
-def load_engine_or_exit(path: Path, why: str | None = None) -> RuleEngine:
-    """The engine of the rule directory ``path``; if invalid, print each problem and exit 1."""
+def ruleset_or_exit(path: Path, why: str | None = None) -> RuleSet:
+    """The rule set under ``path``, read and checked; if invalid, print each problem, exit 1."""
     ruleset, problems = check_rules(path, ACTIONS)
     if problems:
         for problem in problems:
             click.echo(str(problem), err=True)
         raise click.ClickException(why or f"the rule files under {path} are invalid")
-    return RuleEngine(ruleset)
+    return ruleset
+
+
+def load_engine_or_exit(path: Path) -> RuleEngine:
+    """The engine of the rule directory ``path``, for the tools that match facts."""
+    return RuleEngine(ruleset_or_exit(path))

@@ -10,7 +10,7 @@ import time
 import click
 from sqlalchemy.engine import make_url
 
-from hub.cli.common import embedded, load_engine_or_exit, read_settings
+from hub.cli.common import embedded, read_settings, ruleset_or_exit
 from hub.config import Settings
 from hub.db import Database
 from hub.worker.process import run_scheduler, run_worker
@@ -74,7 +74,8 @@ def _upgrade(settings: Settings) -> None:
 
 
 def _check_rules_or_exit(settings: Settings) -> None:
-    load_engine_or_exit(settings.rules_dir, "the rule files are invalid; the hub does not start")
+    # only read and checked here: the worker compiles them itself when it starts
+    ruleset_or_exit(settings.rules_dir, "the rule files are invalid; the hub does not start")
 
 
 def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
