@@ -50,6 +50,21 @@ class MessageStatus(enum.StrEnum):
     UNKNOWN = "unknown"  # a crash after handing it over: not resent (see send_mail)
 
 
+class ActionStatus(enum.StrEnum):
+    """Where one action of a rule firing stands: the outbox and ledger of action jobs.
+
+    The evaluation records every action ``planned`` in the transaction that stores the
+    firing; the job that carries it out settles it, effect and status committed together.
+    """
+
+    PLANNED = "planned"  # recorded; its RQ job is (or, after an outage, will be) in Redis
+    DONE = "done"  # took effect (``outcome`` says what it did, "nothing changed" included)
+    SKIPPED = "skipped"  # not carried out on purpose: consent, ``unless``, profile deleted
+    CANCELLED = "cancelled"  # a follow-up cancelled before it was due
+    FAILED = "failed"  # gave up: a fatal error or its retries exhausted (see ``outcome``)
+    UNKNOWN = "unknown"  # a mail whose delivery a crash interrupted: never resent
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timestamps are always timezone-aware UTC, also on SQLite (which stores them naive)."""
 
@@ -151,6 +166,13 @@ class Fact(Base):
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
         ),
+        # a contact's pending facts, so a worker can leave them to the one holding earlier ones
+        Index(
+            "ix_facts_pending_key",
+            "profile_key",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -160,6 +182,9 @@ class Fact(Base):
     occurred_at: Mapped[datetime]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     profile_ref: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # the contact as one string (its email, else its first external id): facts of one key are
+    # evaluated in order, by one worker at a time (see hub.worker.pending)
+    profile_key: Mapped[str | None] = mapped_column(String(400))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     profile_id: Mapped[int | None] = mapped_column(
         ForeignKey("profiles.id", ondelete="SET NULL"), index=True
@@ -212,14 +237,40 @@ class RuleFiring(Base):
 
 
 class ActionRun(Base):
-    """Ledger of action jobs that have taken effect, so a job run twice acts once."""
+    """One action of a rule firing: the outbox of action jobs and their ledger in one row.
+
+    Written ``planned`` by the evaluation, in the transaction of its firing, with what it
+    takes to enqueue the job again (the sweep does, when Redis lost it); settled by the job,
+    in the transaction of its effect, so a job run twice acts once.
+    """
 
     __tablename__ = "action_runs"
+    __table_args__ = (
+        # the sweep's look-up: actions due, not yet settled
+        Index(
+            "ix_action_runs_planned",
+            "due_at",
+            postgresql_where=text("status = 'planned'"),
+            sqlite_where=text("status = 'planned'"),
+        ),
+        Index("ix_action_runs_profile", "profile_id"),
+    )
 
     job_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     action: Mapped[str] = mapped_column(String(64))
     fact_id: Mapped[int | None] = mapped_column(ForeignKey("facts.id", ondelete="SET NULL"))
-    finished_at: Mapped[datetime] = mapped_column(default=utcnow)
+    profile_id: Mapped[int | None] = mapped_column(ForeignKey("profiles.id", ondelete="SET NULL"))
+    rule_name: Mapped[str | None] = mapped_column(String(200))
+    queue: Mapped[str | None] = mapped_column(String(64))
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    unless: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # a follow-up's re-check
+    delayed: Mapped[bool] = mapped_column(default=False)  # a follow-up: its own scheduled job
+    batch_job: Mapped[str | None] = mapped_column(String(64))  # the batch job carrying it
+    status: Mapped[str] = mapped_column(String(20), default=ActionStatus.DONE.value)
+    outcome: Mapped[str | None] = mapped_column(Text)
+    due_at: Mapped[datetime | None]
+    created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=utcnow)
 
 
 class Message(Base):

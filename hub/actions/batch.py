@@ -99,6 +99,8 @@ def retry_alone(queue_name: str, func: str, kwargs: dict[str, Any]) -> None:
         func,
         kwargs=kwargs,
         job_id=kwargs["job_key"],
+        # not RQ's default (the repr of every argument): parameters may hold secrets
+        description=f"{func.rpartition('.')[2]} of rule {kwargs['rule_name']!r} (retrying)",
         retry=retry,
         result_ttl=ACTION_RESULT_TTL,
         failure_ttl=ACTION_FAILURE_TTL,

@@ -65,18 +65,21 @@ def create_profile(
         ref = render_value(p.model_dump(exclude_none=True, mode="json"), act.context)
         email = str(ref.get("email") or "").strip().lower() or None
         if email and not EMAIL.match(email):
-            act.done("create_profile")
-            return f"not created: {email!r} is not an email address"
+            outcome = f"not created: {email!r} is not an email address"
+            act.skip("create_profile", outcome)
+            return outcome
         ref["email"] = email
         ref["external_ids"] = {k: str(v) for k, v in ref.get("external_ids", {}).items() if v}
         if not email and not ref["external_ids"]:
-            act.done("create_profile")
-            return "not created: the key rendered empty"
+            outcome = "not created: the key rendered empty"
+            act.skip("create_profile", outcome)
+            return outcome
         created = not _exists(act.session, email, ref["external_ids"])
         (target,) = resolve_profiles(act.session, [ref])
         act.session.flush()
         result = target.as_dict()
-        act.done("create_profile")
+        outcome = f"{'created' if created else 'found'} profile {result['id']}"
+        act.done("create_profile", outcome)
         raise_fact(
             act.rt,
             ProfileCreated() if created else ProfileUpdated(changed=sorted(ref.get("fields", {}))),
@@ -86,7 +89,7 @@ def create_profile(
             rule_name=rule_name,
             session=act.session,
         )
-    return f"{'created' if created else 'found'} profile {result['id']}"
+    return outcome
 
 
 CREATE_PROFILE = ActionSpec(

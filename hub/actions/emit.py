@@ -40,8 +40,7 @@ def emit(
     """Raise a new fact about the same profile; its data may use templates over fact/profile."""
     p = EmitParams.model_validate(params)
     with begin(job_key, fact_id, profile_id, rule_name) as act:
-        act.done("emit")
-        return raise_fact(
+        outcome = raise_fact(
             act.rt,
             (p.type, render_value(p.data, act.context)),
             profile=act.context["profile"],
@@ -50,6 +49,8 @@ def emit(
             rule_name=rule_name,
             session=act.session,
         )
+        act.done("emit", outcome)
+    return outcome
 
 
 def show_emit(_profile: dict[str, Any], params: EmitParams, context: dict[str, Any]) -> Shown:

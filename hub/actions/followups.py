@@ -5,8 +5,9 @@ batch's other jobs) under its deterministic id ``act-<fact>-<rulehash>-<index>``
 Redis' scheduled registry, so it survives restarts of every hub process; any worker started
 with its scheduler (``hub worker``) enqueues it when due. When it runs, ``unless`` is
 evaluated against the profile *as it is then* and the facts that arrived since the trigger;
-if it holds the action is skipped and the skip recorded. Cancelling one records the
-cancellation in the action ledger first, so a job already on its way still does nothing.
+if it holds the action is recorded ``skipped``. Cancelling one settles its outbox row
+``cancelled`` first, so a job already on its way still does nothing, and the sweep never
+enqueues it again.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from typing import Any
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub import runtime
+from hub.actions.ledger import GONE, settle
 from hub.exceptions import HubError
-from hub.models import ActionRun, Fact, Profile, RuleFiring
+from hub.models import ActionRun, ActionStatus, Fact, Profile, RuleFiring
 from hub.queue import ALL_QUEUES, queue
 from hub.rules.conditions import describe, evaluate, from_plain
 from hub.rules.document import fact_document
@@ -33,8 +35,8 @@ from hub.times import utcnow
 
 log = logging.getLogger(__name__)
 
-CANCELLED = "cancelled"
-SKIPPED = "skipped"
+CANCELLED = ActionStatus.CANCELLED.value
+SKIPPED = ActionStatus.SKIPPED.value
 
 
 def run_followup(
@@ -49,23 +51,25 @@ def run_followup(
     """RQ job: when a delayed action is due, check ``unless`` again, then run the action."""
     rt = runtime.current()
     with rt.db.session() as session:
-        done = session.get(ActionRun, job_key)
-        if done is not None and done.action in (CANCELLED, f"{SKIPPED}:{action}"):
-            return f"not run: {done.action}"
+        run = session.get(ActionRun, job_key)
+        if run is not None and run.status in (CANCELLED, SKIPPED):
+            return f"not run: {run.status}"
         profile = session.get(Profile, profile_id)
         fact = session.get(Fact, fact_id)
         if profile is None or fact is None:
-            return "profile or fact no longer exists"
+            if run is not None:
+                settle(session, job_key, action, ActionStatus.SKIPPED, GONE, run=run)
+            return GONE
         if unless:
             condition = from_plain(unless)
             doc = fact_document(fact, profile)
             if evaluate(condition, doc, DbContext(session, utcnow())):
-                held = _holding(condition, doc, DbContext(session, utcnow()))
-                session.add(
-                    ActionRun(job_id=job_key, action=f"{SKIPPED}:{action}", fact_id=fact_id)
+                held = f"unless {_holding(condition, doc, DbContext(session, utcnow()))}"
+                settle(
+                    session, job_key, action, ActionStatus.SKIPPED, held, fact_id=fact_id, run=run
                 )
-                log.info("follow-up %s skipped: unless %s", job_key, held)
-                return f"skipped: unless {held}"
+                log.info("follow-up %s skipped: %s", job_key, held)
+                return f"skipped: {held}"
     return rt.actions[action].job(
         job_key=job_key, fact_id=fact_id, profile_id=profile_id, params=params, rule_name=rule_name
     )
@@ -92,12 +96,31 @@ def cancel(rt: Runtime, job_id: str) -> bool:
     with rt.db.session() as session:
         if not _was_fired(session, job_id):
             raise UnknownFollowup(f"no follow-up {job_id} was ever scheduled")
-        done = session.get(ActionRun, job_id)
-        if done is not None:
+        run = session.get(ActionRun, job_id)
+        if run is not None and run.status != ActionStatus.PLANNED.value:
             return False
     try:
         with rt.db.session() as session:
-            session.add(ActionRun(job_id=job_id, action=CANCELLED, fact_id=_fact_of(job_id)))
+            if run is None:  # fired before the outbox: no planned row
+                session.add(
+                    ActionRun(
+                        job_id=job_id,
+                        action=CANCELLED,
+                        fact_id=_fact_of(job_id),
+                        status=ActionStatus.CANCELLED.value,
+                    )
+                )
+            else:
+                cancelled = session.execute(
+                    update(ActionRun)
+                    .where(
+                        ActionRun.job_id == job_id,
+                        ActionRun.status == ActionStatus.PLANNED.value,
+                    )
+                    .values(status=ActionStatus.CANCELLED.value, finished_at=utcnow())
+                )
+                if not cancelled.rowcount:  # type: ignore[attr-defined]
+                    return False  # it ran (or was cancelled) meanwhile
     except IntegrityError:
         return False  # it ran (or was cancelled) meanwhile
     for name in ALL_QUEUES:
@@ -125,7 +148,13 @@ def scheduled_for_profile(rt: Runtime, profile_id: int, rule_name: str | None = 
         if rule_name:
             query = query.where(RuleFiring.rule_name == rule_name)
         ids = [j["job_id"] for f in session.scalars(query) for j in f.jobs if "run_at" in j]
-        done = set(session.scalars(select(ActionRun.job_id).where(ActionRun.job_id.in_(ids))))
+        done = set(
+            session.scalars(
+                select(ActionRun.job_id).where(
+                    ActionRun.job_id.in_(ids), ActionRun.status != ActionStatus.PLANNED.value
+                )
+            )
+        )
     return [i for i in ids if i not in done]
 
 

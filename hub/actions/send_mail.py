@@ -18,12 +18,12 @@ from sqlalchemy.orm import Session
 
 from hub import runtime
 from hub.actions.hub_facts import raise_fact
-from hub.actions.ledger import action_job, begin
+from hub.actions.ledger import Settled, action_job, begin, settle
 from hub.exceptions import FatalError, RetriableError
 from hub.facts.own import MailSent
 from hub.mail.consent import MailKind, refusal
-from hub.mail.delivery import compose, deliver, new_message_id, outbox_path
-from hub.models import Message, MessageStatus
+from hub.mail.delivery import DeliveryUnknown, compose, deliver, new_message_id, outbox_path
+from hub.models import ActionStatus, Message, MessageStatus
 from hub.queue import MAIL_QUEUE
 from hub.rules.actions import ActionSpec, Raised, Shown
 from hub.runtime import Runtime
@@ -72,7 +72,7 @@ def send_mail(
     settings = runtime.current().settings
     earlier: list[Message] = []  # a failed attempt, sent again under its row
 
-    def already(session: Session) -> str | None:
+    def already(session: Session) -> Settled | None:
         existing = session.scalar(select(Message).where(Message.job_id == job_key))
         if existing is None:
             return None
@@ -101,6 +101,7 @@ def send_mail(
             message.status = MessageStatus.SKIPPED.value
             message.error = refused
             act.session.add(message)
+            act.skip("send_mail", refused)
             return "skipped"
         context = act.context
         try:
@@ -109,6 +110,7 @@ def send_mail(
             message.status = MessageStatus.FAILED.value
             message.error = f"template: {exc}"
             act.session.add(message)
+            act.fail("send_mail", message.error)
             return "failed"
         message.subject = subject
         message.status = MessageStatus.SENDING.value
@@ -126,14 +128,22 @@ def send_mail(
     try:
         deliver(mail, rt.settings.smtp_url, rt.settings.outbox_dir)
     except (RetriableError, FatalError) as exc:
-        _mark_failed(rt, message.id, str(exc))
+        _mark_failed(rt, message.id, str(exc), None if isinstance(exc, RetriableError) else job_key)
         if isinstance(exc, RetriableError):
             raise  # nothing was accepted: RQ's Retry sends it again
         return "failed"
+    except DeliveryUnknown as exc:  # the relay may have the mail: never send it again
+        with rt.db.session() as session:
+            row = _message(session, message.id)
+            row.status = MessageStatus.UNKNOWN.value
+            row.error = f"{exc}; not resent to avoid a duplicate"
+            settle(session, job_key, "send_mail", ActionStatus.UNKNOWN, row.error)
+        return "outcome unknown"
     with rt.db.session() as session:
         row = _message(session, message.id)
         row.status = MessageStatus.SENT.value
         row.sent_at = utcnow()
+        settle(session, job_key, "send_mail", ActionStatus.DONE, f"sent {row.message_id}")
         raise_fact(
             rt,
             MailSent(template=p.template, subject=subject, kind=p.kind.value),
@@ -146,11 +156,14 @@ def send_mail(
     return "sent"
 
 
-def _mark_failed(rt: Runtime, message_id: int, error: str) -> None:
+def _mark_failed(rt: Runtime, message_id: int, error: str, job_key: str | None) -> None:
+    """The message failed; given ``job_key``, for good (the action is settled ``failed``)."""
     with rt.db.session() as session:
         row = _message(session, message_id)
         row.status = MessageStatus.FAILED.value
         row.error = error
+        if job_key is not None:
+            settle(session, job_key, "send_mail", ActionStatus.FAILED, error)
 
 
 def _message(session: Session, message_id: int) -> Message:
@@ -161,16 +174,26 @@ def _message(session: Session, message_id: int) -> Message:
     return row
 
 
-def _settle_unknown(session: Any, message: Message, smtp_url: str | None, outbox: Path) -> str:
+_SETTLED_AS = {
+    MessageStatus.SENT.value: ActionStatus.DONE,
+    MessageStatus.SKIPPED.value: ActionStatus.SKIPPED,
+    MessageStatus.UNKNOWN.value: ActionStatus.UNKNOWN,
+}
+
+
+def _settle_unknown(session: Any, message: Message, smtp_url: str | None, outbox: Path) -> Settled:
+    """A rerun finds the mail's row: settle by it, and never send a ``sending`` mail again."""
     if message.status != MessageStatus.SENDING.value:
-        return f"already {message.status}"
+        return Settled(
+            f"already {message.status}", _SETTLED_AS.get(message.status, ActionStatus.FAILED)
+        )
     if not smtp_url and outbox_path(outbox, message.message_id).exists():
         message.status = MessageStatus.SENT.value
         message.sent_at = utcnow()
-        return "sent (found in outbox after a crash)"
+        return Settled("sent (found in outbox after a crash)", ActionStatus.DONE)
     message.status = MessageStatus.UNKNOWN.value
     message.error = "delivery outcome unknown after a crash; not resent to avoid a duplicate"
-    return "outcome unknown"
+    return Settled("outcome unknown", ActionStatus.UNKNOWN)
 
 
 def _render(

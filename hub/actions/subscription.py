@@ -39,12 +39,14 @@ def _set_status(
 ) -> str:
     with begin(job_key, fact_id, profile_id, rule_name, lock=True) as act:
         before = act.profile.status
-        act.done(action)
         if target == ProfileStatus.SUBSCRIBED.value and before == ProfileStatus.BOUNCED.value:
+            act.skip(action, BOUNCED_REFUSAL)
             return BOUNCED_REFUSAL
         act.profile.status = target
         if before == target:
+            act.done(action, f"already {target}")
             return f"already {target}"
+        act.done(action, f"{before} -> {target}")
         raise_fact(
             act.rt,
             _raised(target, before),

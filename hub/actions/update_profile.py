@@ -94,9 +94,12 @@ def update_profile(
         changed = apply_update(current, p, act.context)
         act.profile.fields = current["fields"]
         act.profile.tags = current["tags"]
-        act.done("update_profile")
+        outcome = (
+            f"applied (changed {', '.join(changed)})" if changed else "applied (nothing changed)"
+        )
+        act.done("update_profile", outcome)
         if not changed:
-            return "applied (nothing changed)"
+            return outcome
         raise_fact(
             act.rt,
             ProfileUpdated(changed=changed),
@@ -106,7 +109,7 @@ def update_profile(
             rule_name=rule_name,
             session=act.session,
         )
-    return f"applied (changed {', '.join(changed)})"
+    return outcome
 
 
 def show_update_profile(

@@ -16,9 +16,9 @@ from typing import Any, Literal
 import requests
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hub.actions.ledger import action_job, begin
+from hub.actions.ledger import action_job, begin, settle
 from hub.exceptions import RetriableError
-from hub.models import ActionRun
+from hub.models import ActionStatus
 from hub.rules.actions import ActionSpec, Shown
 from hub.templates import render_value, template_problems
 
@@ -76,12 +76,14 @@ def webhook(
     if response.status_code >= 500:
         raise RetriableError(f"webhook {p.method} {url}: HTTP {response.status_code}")
     outcome = f"HTTP {response.status_code}"
+    refused = response.status_code >= 400
+    result = f"refused: {outcome} (not retried)" if refused else f"sent: {outcome}"
     with rt.db.session() as session:
-        session.add(ActionRun(job_id=job_key, action="webhook", fact_id=fact_id))
-    if response.status_code >= 400:
+        status = ActionStatus.FAILED if refused else ActionStatus.DONE
+        settle(session, job_key, "webhook", status, result, fact_id=fact_id)
+    if refused:
         log.warning("webhook %s %s refused: %s (not retried)", p.method, url, outcome)
-        return f"refused: {outcome} (not retried)"
-    return f"sent: {outcome}"
+    return result
 
 
 def show_webhook(_profile: dict[str, Any], params: WebhookParams, context: dict[str, Any]) -> Shown:

@@ -13,7 +13,7 @@ from hub import jsoncodec, runtime
 from hub.api.auth import require_api_key
 from hub.facts.ingest import store_facts
 from hub.facts.schema import validate_facts
-from hub.models import ActionRun, Fact, Message
+from hub.models import ActionRun, ActionStatus, Fact, Message
 from hub.web import json_error as error
 
 bp = Blueprint("api_facts", __name__, url_prefix="/api/v1")
@@ -62,10 +62,14 @@ def get_fact(fact_id: int) -> Any:
         if fact is None:
             return error(404, "not_found", f"no fact with id {fact_id}")
         keys = [j["job_id"] for f in fact.firings for j in f.jobs]
-        ledger: dict[str, str] = {}
+        ledger: dict[str, tuple[str, str | None]] = {}
         if keys:
-            found = select(ActionRun.job_id, ActionRun.action).where(ActionRun.job_id.in_(keys))
-            ledger = {job_id: action for job_id, action in session.execute(found)}
+            found = select(ActionRun.job_id, ActionRun.status, ActionRun.outcome).where(
+                ActionRun.job_id.in_(keys)
+            )
+            ledger = {
+                job_id: (status, outcome) for job_id, status, outcome in session.execute(found)
+            }
         body = fact.as_dict() | {
             "status": fact.status,
             "profile_id": fact.profile_id,
@@ -78,7 +82,7 @@ def get_fact(fact_id: int) -> Any:
                     "rule_file": f.rule_file,
                     "ruleset_version": f.ruleset_version,
                     "fired_at": f.fired_at.isoformat(),
-                    "jobs": [j | {"status": action_status(j, ledger)} for j in f.jobs],
+                    "jobs": [j | action_state(j, ledger) for j in f.jobs],
                 }
                 for f in fact.firings
             ],
@@ -90,19 +94,33 @@ def get_fact(fact_id: int) -> Any:
     return jsonify(body)
 
 
-def action_status(record: dict[str, Any], ledger: dict[str, str]) -> str:
-    """Where one action of a firing stands: the ledger first, then its RQ job.
+def action_state(
+    record: dict[str, Any], ledger: dict[str, tuple[str, str | None]]
+) -> dict[str, Any]:
+    """Where one action of a firing stands, and what it did: its outbox row first.
 
-    An action that took effect is in the action ledger (``finished``, or ``cancelled`` and
-    ``skipped`` for follow-ups). Otherwise its state is that of the RQ job that carries it:
-    its own (a follow-up, or an action retrying alone) or the batch job it was enqueued in.
+    A settled action says how it ended (``finished``, ``skipped``, ``cancelled``, ``failed``,
+    ``unknown``) and its ``outcome`` ("applied (nothing changed)", "sent <id>", the consent
+    refusal...). A planned one shows the state of the RQ job that carries it: its own (a
+    follow-up, or an action retrying alone) or its batch job; ``planned`` when Redis has
+    neither (the sweep enqueues it again).
     """
-    if "skipped" in record:
-        return "skipped"
-    done = ledger.get(record["job_id"])
-    if done is not None:  # the ledger says "cancelled", "skipped:<action>" or the action
-        word = done.split(":")[0]
-        return word if word in ("cancelled", "skipped") else "finished"
+    status, outcome = ledger.get(record["job_id"], (None, None))
+    if status is None and "skipped" in record:
+        return {"status": "failed", "outcome": record["skipped"]}
+    if status is not None and status != ActionStatus.PLANNED.value:
+        word = "finished" if status == ActionStatus.DONE.value else status
+        return {"status": word, "outcome": outcome}
+    if status is None:  # fired before the outbox, and no ledger row yet
+        return {"status": _job_status(record) or "expired", "outcome": None}
+    live = _job_status(record)  # a job that ended without settling it: the sweep takes over
+    if live not in ("queued", "started", "scheduled", "deferred"):
+        live = ActionStatus.PLANNED.value
+    return {"status": live, "outcome": None}
+
+
+def _job_status(record: dict[str, Any]) -> str | None:
+    """The state of the RQ job carrying an action: its own, else its batch job's."""
     for job_id in (record["job_id"], record.get("batch_job")):
         if not job_id:
             continue
@@ -113,7 +131,7 @@ def action_status(record: dict[str, Any], ledger: dict[str, str]) -> str:
             continue
         except Exception:  # Redis down: the fact's story is still worth showing
             return "unknown"
-    return "expired"
+    return None
 
 
 def _message(m: Message) -> dict[str, Any]:

@@ -119,6 +119,21 @@ def _store(connection: Connection, facts: Sequence[FactIn]) -> list[Stored]:
     return out
 
 
+def profile_key(email: str | None, external_ids: dict[str, str]) -> str | None:
+    """The contact a fact names, as one string: its email, else its first external id.
+
+    Workers evaluate the facts of one key in order, one worker at a time
+    (:mod:`hub.worker.pending`). A contact named by email in one fact and by an external id
+    only in another has two keys; its profile row lock still serialises their writes.
+    """
+    if email:
+        return email
+    if external_ids:
+        source = min(external_ids)
+        return f"{source}:{external_ids[source]}"
+    return None
+
+
 def _row(fact: FactIn, now: Any) -> dict[str, Any]:
     return {
         "type": fact.type,
@@ -127,6 +142,7 @@ def _row(fact: FactIn, now: Any) -> dict[str, Any]:
         "occurred_at": fact.occurred_at or now,
         "received_at": now,
         "profile_ref": fact.profile.model_dump(exclude_none=True, exclude_defaults=True),
+        "profile_key": profile_key(fact.profile.email, fact.profile.external_ids),
         "data": fact.data,
         "status": FactStatus.PENDING.value,
     }

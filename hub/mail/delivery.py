@@ -16,10 +16,14 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from hub.exceptions import FatalError, RetriableError
+from hub.exceptions import FatalError, HubError, RetriableError
 from hub.times import utcnow
 
 SMTP_TIMEOUT = 30
+
+
+class DeliveryUnknown(HubError):
+    """The relay may have accepted the mail (the failure came after its data): never resend."""
 
 
 def new_message_id(domain: str) -> str:

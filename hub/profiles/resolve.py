@@ -160,8 +160,16 @@ def _lookup_rows(
     by_id: dict[int, ProfileRow] = {}
     by_email: dict[str, ProfileRow] = {}
     by_ext: dict[tuple[str, str], ProfileRow] = {}
+    # Locked for the batch's transaction, in id order (two batches sharing contacts take their
+    # locks in the same order): an action job's change committed meanwhile is read, not
+    # overwritten by fields merged into an older copy.
     if emails:
-        query = select(*_PROFILE_COLUMNS).where(one_of(session, Profile.email, emails))
+        query = (
+            select(*_PROFILE_COLUMNS)
+            .where(one_of(session, Profile.email, emails))
+            .order_by(Profile.id)
+            .with_for_update(of=Profile)
+        )
         for found_row in session.execute(query):
             row = by_id[found_row[0]] = ProfileRow(*found_row)
             by_email[row.email] = row  # type: ignore[index]
@@ -170,6 +178,8 @@ def _lookup_rows(
             select(ExternalId.source, ExternalId.external_id, *_PROFILE_COLUMNS)
             .join(Profile, Profile.id == ExternalId.profile_id)
             .where(*pairs_filter(ExternalId.source, ExternalId.external_id, pairs))
+            .order_by(Profile.id)
+            .with_for_update(of=Profile)
         )
         for source, ext_id, *values in found:
             if (source, ext_id) in pairs:
@@ -226,14 +236,23 @@ def _lookup(
 ) -> tuple[dict[str, Profile], dict[tuple[str, str], Profile]]:
     by_email: dict[str, Profile] = {}
     by_ext: dict[tuple[str, str], Profile] = {}
+    # locked, as in _lookup_rows: whoever changes the profile next reads this change first
     if emails:
-        for p in session.scalars(select(Profile).where(Profile.email.in_(emails))):
+        query = (
+            select(Profile)
+            .where(Profile.email.in_(emails))
+            .order_by(Profile.id)
+            .with_for_update(of=Profile)
+        )
+        for p in session.scalars(query):
             by_email[p.email] = p  # type: ignore[index]
     if pairs:
         rows = session.execute(
             select(ExternalId.source, ExternalId.external_id, Profile)
             .join(Profile, Profile.id == ExternalId.profile_id)
             .where(*pairs_filter(ExternalId.source, ExternalId.external_id, pairs))
+            .order_by(Profile.id)
+            .with_for_update(of=Profile)
         )
         for source, ext_id, profile in rows:
             if (source, ext_id) in pairs:

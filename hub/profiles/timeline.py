@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.models import ActionRun, Fact, Message, RuleFiring
+from hub.models import ActionRun, ActionStatus, Fact, Message, RuleFiring
 from hub.times import parse_time
 
 
@@ -60,10 +60,12 @@ def profile_timeline(session: Session, profile_id: int) -> list[dict[str, Any]]:
         )
         for j in r.jobs:
             run = done.get(j["job_id"])
+            if run is not None and run.status == ActionStatus.PLANNED.value:
+                run = None  # planned: not settled yet
             mail = mails.get(j["job_id"])
             state = "skipped" if "skipped" in j else "pending"
             if run is not None:
-                state = run.action if run.action in ("cancelled",) or ":" in run.action else "done"
+                state = run.status
             if mail is not None:
                 state = mail.status
             if "run_at" in j:
@@ -80,7 +82,7 @@ def profile_timeline(session: Session, profile_id: int) -> list[dict[str, Any]]:
             elif run is not None and mail is None:
                 events.append(
                     {
-                        "at": run.finished_at.isoformat(),
+                        "at": (run.finished_at or r.fired_at).isoformat(),
                         "kind": "action",
                         "rule": r.rule_name,
                         "action": j["action"],

@@ -1,9 +1,14 @@
-"""Planning and enqueueing the action jobs of a batch's firings.
+"""Planning and enqueueing the action jobs of a batch's firings, and enqueueing them again.
 
 Actions due now go in batch jobs, one per queue and :data:`ACTIONS_PER_JOB` actions (see
 :mod:`hub.actions.batch`); each follow-up is a scheduled job of its own, under its action key,
 so that it can be listed and cancelled one by one. Every job id is derived from what makes the
 work unique, so a batch evaluated twice enqueues the same jobs.
+
+Every planned action is also a row of the action outbox (:class:`hub.models.ActionRun`),
+written with the firing; the jobs are enqueued only once that transaction is committed, so a
+job never runs before the profile and fact it acts on are there. The sweep enqueues an action
+again, alone under its key (:func:`requeue`), when Redis no longer has a live job for it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any, NamedTuple
 from rq import Queue, Retry
 
 from hub.actions.batch import ACTION_FAILURE_TTL, ACTION_RESULT_TTL, Item, action_retry, unpack
+from hub.models import ActionStatus
 from hub.queue import queue
 from hub.rules.actions import ActionRegistry
 from hub.rules.conditions import to_plain
@@ -79,15 +85,7 @@ def plan_jobs(registry: ActionRegistry, actions: Sequence[Planned]) -> list[tupl
         _job, kwargs = unpack(_item(registry, planned))
         kwargs["action"] = planned.action.name
         kwargs["unless"] = to_plain(planned.action.unless) if planned.action.unless else None
-        data = Queue.prepare_data(
-            "hub.actions.followups.run_followup",
-            kwargs=kwargs,
-            job_id=planned.key,
-            retry=action_retry(),
-            result_ttl=ACTION_RESULT_TTL,
-            failure_ttl=ACTION_FAILURE_TTL,
-        )
-        jobs.append((spec.queue, data, planned.run_at))
+        jobs.append((spec.queue, _followup_data(kwargs), planned.run_at))
     for name, planned_now in now_by_queue.items():
         for start in range(0, len(planned_now), ACTIONS_PER_JOB):
             chunk = planned_now[start : start + ACTIONS_PER_JOB]
@@ -112,6 +110,100 @@ def plan_jobs(registry: ActionRegistry, actions: Sequence[Planned]) -> list[tupl
             )
             jobs.append((name, data, None))
     return jobs
+
+
+def _followup_data(kwargs: dict[str, Any]) -> Any:
+    """A follow-up's job: re-checks ``unless`` when due, then runs the action."""
+    return Queue.prepare_data(
+        "hub.actions.followups.run_followup",
+        kwargs=kwargs,
+        # not RQ's default (the repr of every argument): parameters may hold secrets
+        description=f"follow-up {kwargs['action']} of rule {kwargs['rule_name']!r}",
+        job_id=kwargs["job_key"],
+        retry=action_retry(),
+        result_ttl=ACTION_RESULT_TTL,
+        failure_ttl=ACTION_FAILURE_TTL,
+    )
+
+
+def outbox_rows(
+    registry: ActionRegistry, actions: Sequence[Planned], now: Any
+) -> list[dict[str, Any]]:
+    """The action outbox rows of planned actions (after :func:`plan_jobs` named their batch).
+
+    Each holds what :func:`requeue` needs to enqueue its job again without the rule set
+    that planned it: the job, its parameters, a follow-up's ``unless`` and its due time.
+    """
+    planned_status = ActionStatus.PLANNED.value
+    return [
+        {
+            "job_id": p.key,
+            "action": p.action.name,
+            "fact_id": p.fact_id,
+            "profile_id": p.profile_id,
+            "rule_name": p.rule_name,
+            "queue": registry[p.action.name].queue,
+            "params": p.action.params,
+            "unless": to_plain(p.action.unless) if p.action.unless else None,
+            "delayed": p.run_at is not None,
+            "batch_job": p.record.get("batch_job"),
+            "status": planned_status,
+            "outcome": None,
+            "due_at": p.run_at or now,
+            "created_at": now,
+            "finished_at": None,
+        }
+        for p in actions
+    ]
+
+
+class Lost(NamedTuple):
+    """A planned action whose job Redis does not have: what :func:`requeue` needs."""
+
+    job_id: str
+    action: str
+    fact_id: int
+    profile_id: int
+    rule_name: str
+    queue: str
+    params: dict[str, Any]
+    unless: dict[str, Any] | None
+    delayed: bool
+    due_at: Any
+
+
+def requeue(rt: Runtime, lost: Sequence[Lost]) -> None:
+    """Enqueue each action again alone, under its key, with the action retries.
+
+    A follow-up goes back to its scheduled time (or now, when that has passed) and re-checks
+    ``unless``; an action due now runs its job directly. The action ledger makes a job that
+    turns up twice act once.
+    """
+    jobs: list[tuple[str, Any, Any]] = []
+    for item in lost:
+        kwargs = {
+            "job_key": item.job_id,
+            "fact_id": item.fact_id,
+            "profile_id": item.profile_id,
+            "params": item.params or {},
+            "rule_name": item.rule_name,
+        }
+        if item.delayed:
+            kwargs["action"] = item.action
+            kwargs["unless"] = item.unless
+            jobs.append((item.queue, _followup_data(kwargs), item.due_at))
+            continue
+        data = Queue.prepare_data(
+            rt.actions[item.action].job_path,
+            kwargs=kwargs,
+            description=f"{item.action} of rule {item.rule_name!r} (enqueued again)",
+            job_id=item.job_id,
+            retry=action_retry(),
+            result_ttl=ACTION_RESULT_TTL,
+            failure_ttl=ACTION_FAILURE_TTL,
+        )
+        jobs.append((item.queue, data, None))
+    enqueue(rt, jobs)
 
 
 def enqueue(rt: Runtime, jobs: list[tuple[str, Any, Any]]) -> None:

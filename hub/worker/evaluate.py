@@ -1,15 +1,16 @@
 """Matching a locked batch: profiles resolved, rules matched, firings recorded, jobs planned.
 
 Runs inside the transaction that holds the batch (see :mod:`hub.worker.drain`): the profiles
-the facts name are found or created and their fields merged, the rules matched
-(:mod:`hub.rules.engine`), limits applied, the firings stored, the facts marked evaluated and
-the action jobs enqueued (:mod:`hub.worker.dispatch`), all before the one commit.
+the facts name are found (locked) or created and their fields merged, the rules matched
+(:mod:`hub.rules.engine`), limits applied, the firings and their planned actions stored (the
+action outbox) and the facts marked evaluated, all in the one commit. The action jobs are
+planned here and enqueued by the caller once that commit is done (:mod:`hub.worker.dispatch`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 
@@ -17,24 +18,31 @@ from hub.actions.hub_facts import NotRaised, hub_fact
 from hub.db import bulk_insert, bulk_update, one_of
 from hub.facts.ingest import store_facts
 from hub.facts.own import ProfileCreated, ProfileUpdated
-from hub.models import Fact, FactStatus, RuleFiring
+from hub.models import ActionRun, ActionStatus, Fact, FactStatus, RuleFiring
 from hub.profiles.resolve import ProfileRow, resolve_profile_rows
 from hub.rules.document import fact_document
 from hub.rules.history import DbContext, apply_limits
 from hub.runtime import Runtime
 from hub.times import utcnow
-from hub.worker.dispatch import Planned, enqueue, job_key, plan_jobs
+from hub.worker.dispatch import Planned, job_key, outbox_rows, plan_jobs
 from hub.worker.pending import ClaimedFact
 
 
-def evaluate_batch(rt: Runtime, session: Any, facts: Sequence[ClaimedFact]) -> bool:
-    """Evaluate facts locked in ``session``: match, enqueue actions, record firings.
+class Evaluated(NamedTuple):
+    """What a batch's evaluation leaves for after its commit."""
 
-    Returns whether it stored facts of the hub's own (``profile.created``, ...) that a
-    worker should be woken for once the transaction is committed.
+    jobs: list[tuple[str, Any, Any]]  # the action jobs to enqueue (see dispatch.enqueue)
+    raised: bool  # it stored facts of the hub's own: wake a worker for them
+
+
+def evaluate_batch(rt: Runtime, session: Any, facts: Sequence[ClaimedFact]) -> Evaluated:
+    """Evaluate facts locked in ``session``: match, record firings and planned actions.
+
+    The caller commits, then enqueues :attr:`Evaluated.jobs`: a job enqueued before the
+    commit could run first and find neither the profile nor the ledger row it acts on.
     """
     if not facts:
-        return False
+        return Evaluated([], False)
     engine = rt.engine
     ruleset = engine.ruleset
     refs = [f.profile_ref for f in facts]
@@ -52,6 +60,7 @@ def evaluate_batch(rt: Runtime, session: Any, facts: Sequence[ClaimedFact]) -> b
         batch_facts=[(p.id, f) for f, p in zip(facts, profiles, strict=True)],
     )
     matches = engine.match(docs, ctx)
+    failed: list[dict[str, Any]] = []
     already = _existing_firings(session, [f.id for f in facts if f.evaluated_at is not None])
     actions: list[Planned] = []
     firings = []
@@ -72,6 +81,19 @@ def evaluate_batch(rt: Runtime, session: Any, facts: Sequence[ClaimedFact]) -> b
                     run_at = action.due_at(doc, now)
                 except Exception as exc:  # a date from bad data: skip this action only
                     record["skipped"] = f"{type(exc).__name__}: {exc}"
+                    failed.append(
+                        {
+                            "job_id": key,
+                            "action": action.name,
+                            "fact_id": fact.id,
+                            "profile_id": profile.id,
+                            "rule_name": rule.name,
+                            "status": ActionStatus.FAILED.value,
+                            "outcome": f"no due time: {record['skipped']}",
+                            "created_at": now,
+                            "finished_at": now,
+                        }
+                    )
                     continue
                 if run_at is not None:
                     record["run_at"] = run_at.isoformat()
@@ -88,10 +110,11 @@ def evaluate_batch(rt: Runtime, session: Any, facts: Sequence[ClaimedFact]) -> b
                     "fired_at": now,
                 }
             )
-    jobs = plan_jobs(
-        rt.actions, actions
-    )  # names each record's batch job before the firings are stored
+    jobs = plan_jobs(rt.actions, actions)  # names each record's batch job before they are stored
     bulk_insert(session, RuleFiring.__table__, firings)
+    bulk_insert(session, ActionRun.__table__, outbox_rows(rt.actions, actions, now))
+    if failed:
+        session.execute(ActionRun.__table__.insert(), failed)
     evaluated = FactStatus.EVALUATED.value
     bulk_update(
         session,
@@ -101,11 +124,7 @@ def evaluate_batch(rt: Runtime, session: Any, facts: Sequence[ClaimedFact]) -> b
             for f, p in zip(facts, profiles, strict=True)
         ],
     )
-    # Enqueue before the commit: if Redis fails, the transaction rolls back and the facts
-    # are evaluated again later; if the commit fails, the jobs' fixed ids and the action
-    # ledger make the second evaluation's jobs no-ops.
-    enqueue(rt, jobs)
-    return _store_profile_facts(rt, session, raised)
+    return Evaluated(jobs, _store_profile_facts(rt, session, raised))
 
 
 def _profile_facts(

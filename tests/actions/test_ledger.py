@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from hub.actions.ledger import action_job, begin
+from hub.actions.ledger import Settled, action_job, begin
 from hub.models import ActionRun, Fact, Message, Profile, RuleFiring
 from hub.runtime import Runtime
 from hub.worker.drain import drain_pending
@@ -87,9 +87,9 @@ def test_what_the_already_hook_writes_is_committed_before_the_job_is_settled(
 
     @action_job
     def checked(job_key: str, answer: str | None) -> str:
-        def already(session: Session) -> str | None:
+        def already(session: Session) -> Settled | None:
             session.add(ActionRun(job_id=f"{job_key}:checked", action="checked", fact_id=fact_id))
-            return answer
+            return Settled(answer) if answer else None
 
         with begin(job_key, fact_id, profile_id, "test-rule", already=already) as act:
             act.profile.tags = ["ran"]

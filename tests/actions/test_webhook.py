@@ -104,10 +104,11 @@ def test_webhook_retries_5xx_and_timeouts_never_4xx(
         job = Job.fetch(job_key(fid, name, 0), connection=hub_runtime.redis)
         assert job.get_status() == "scheduled" and job.retries_left == 4
         with hub_runtime.db.session() as s:
-            assert s.get(ActionRun, job.id) is None
+            assert s.get(ActionRun, job.id).status == "planned"
     # 4xx: never retried; the ledger holds it as done
     with pytest.raises(NoSuchJobError):
         Job.fetch(job_key(fid, "refuses", 0), connection=hub_runtime.redis)
     with hub_runtime.db.session() as s:
-        assert s.get(ActionRun, job_key(fid, "refuses", 0)).action == "webhook"
+        refused = s.get(ActionRun, job_key(fid, "refuses", 0))
+        assert (refused.status, refused.outcome) == ("failed", "refused: HTTP 400 (not retried)")
     assert sorted(r[1] for r in http_sink["requests"]) == ["/down", "/refuses", "/slow"]
