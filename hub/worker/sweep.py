@@ -180,8 +180,10 @@ def _ending(rt: Runtime, row: Any) -> tuple[ActionStatus, str]:
     except NoSuchJobError:
         return ActionStatus.FAILED, "its job ended without a record"
     status = job.get_status()
+    result = job.latest_result()
     if str(getattr(status, "value", status)) == "finished":
-        return ActionStatus.DONE, f"finished: {job.return_value()}"
-    lines = [line for line in (job.exc_info or "").splitlines() if line.strip()]
+        return ActionStatus.DONE, f"finished: {result.return_value if result else None}"
+    text = (result.exc_string if result is not None else None) or ""
+    lines = [line for line in text.splitlines() if line.strip()]
     last = lines[-1].strip() if lines else "no error recorded"
     return ActionStatus.FAILED, f"gave up after its retries: {last}"
