@@ -155,3 +155,48 @@ def test_get_unknown_fact_and_profile(client: Any, auth: dict) -> None:
     assert client.get("/api/v1/facts/999", headers=auth).status_code == 404
     assert client.get("/api/v1/profiles?email=nobody@example.com", headers=auth).status_code == 404
     assert client.get("/api/v1/profiles", headers=auth).status_code == 400
+
+
+def test_a_facts_actions_say_what_they_did_not_just_that_they_ran(
+    client: Any, auth: dict, app: Any, hub_runtime: Any, rules_dir: Any
+) -> None:
+    from tests.conftest import run_jobs
+    from tests.rules.test_language import use_rules
+
+    use_rules(
+        hub_runtime,
+        rules_dir,
+        """
+rules:
+  - name: welcome
+    when: {fact: signup.done}
+    then:
+      - update_profile: {set: {plan: free}}
+      - send_mail: {template: welcome, subject: Welcome}
+""",
+    )
+    signup = {"type": "signup.done", "profile": {"email": "zoe@example.com"}}
+    gone = {**signup, "profile": {"email": "zed@example.com", "status": "unsubscribed"}}
+    first = client.post("/api/v1/facts", json=[signup, gone], headers=auth).json["facts"]
+    before = client.get(f"/api/v1/facts/{first[0]['id']}", headers=auth).json
+    assert (before["status"], before["firings"]) == ("pending", [])
+    from hub.worker.drain import drain_pending
+
+    drain_pending()
+    (firing,) = client.get(f"/api/v1/facts/{first[0]['id']}", headers=auth).json["firings"]
+    assert [j["status"] for j in firing["jobs"]] == ["queued", "queued"]  # in their batch jobs
+    run_jobs(hub_runtime)
+    again = client.post("/api/v1/facts", json={**signup, "source_id": "2"}, headers=auth).json
+    drain_pending()
+    run_jobs(hub_runtime)
+
+    def jobs(fact_id: int) -> list[tuple[str, str]]:
+        (f,) = client.get(f"/api/v1/facts/{fact_id}", headers=auth).json["firings"]
+        return [(j["status"], j["outcome"]) for j in f["jobs"]]
+
+    (sent_status, sent_outcome) = jobs(first[0]["id"])[1]
+    assert jobs(first[0]["id"])[0] == ("finished", "applied (changed plan)")
+    assert sent_status == "finished" and sent_outcome.startswith("sent <")
+    assert jobs(first[1]["id"])[1][0] == "skipped"  # no consent: not "finished"
+    assert "unsubscribed" in jobs(first[1]["id"])[1][1]
+    assert jobs(again["facts"][0]["id"])[0] == ("finished", "applied (nothing changed)")
