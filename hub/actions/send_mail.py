@@ -52,6 +52,8 @@ def check_send_mail(params: SendMailParams, templates_dir: Path) -> list[str]:
         problems.append(err)
     if err := compile_error(params.subject):
         problems.append(f"subject does not compile: {err}")
+    if any(c in params.subject for c in "\r\n"):
+        problems.append("subject must be one line (a header cannot hold a line break)")
     return problems
 
 
@@ -106,25 +108,26 @@ def send_mail(
         context = act.context
         try:
             subject, html, text = _render(rt.settings.rules_dir / "templates", p, context)
+            mail = compose(
+                sender=rt.settings.mail_from,
+                to=str(profile.email),  # refusal() ruled out a profile without one
+                subject=subject,
+                html=html,
+                text=text,
+                message_id=message.message_id,
+            )
         except Exception as exc:  # a broken template must not retry forever
             message.status = MessageStatus.FAILED.value
             message.error = f"template: {exc}"
             act.session.add(message)
             act.fail("send_mail", message.error)
             return "failed"
-        message.subject = subject
+        # composed before ``sending`` is committed: a rerun that finds ``sending`` knows the
+        # relay may have the mail, not that the mail could not even be built
+        message.subject = str(mail["Subject"])
         message.status = MessageStatus.SENDING.value
         message.error = None
         act.session.add(message)
-    to = str(profile.email)  # refusal() ruled out a profile without one
-    mail = compose(
-        sender=rt.settings.mail_from,
-        to=to,
-        subject=subject,
-        html=html,
-        text=text,
-        message_id=message.message_id,
-    )
     try:
         deliver(mail, rt.settings.smtp_url, rt.settings.outbox_dir)
     except (RetriableError, FatalError) as exc:

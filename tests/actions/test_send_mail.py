@@ -89,3 +89,51 @@ def test_send_mail_never_mails_a_profile_that_is_not_subscribed(
         message = session.scalar(select(Message))
     assert message.status == "skipped" and "bounced" in message.error
     assert list(hub_runtime.settings.outbox_dir.glob("*.eml")) == []
+
+
+def test_a_subject_with_a_line_break_is_refused_when_the_rules_are_checked(
+    tmp_path: Path,
+) -> None:
+    from hub.actions import ACTIONS
+    from hub.rules.reader import check_rules
+
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "hello.html").write_text("<p>hello</p>")
+    (tmp_path / "mail.yaml").write_text(
+        "rules:\n"
+        "  - name: hello\n"
+        "    when: {fact: signup.done}\n"
+        '    then: [{send_mail: {template: hello, subject: "Hello\\r\\nBcc: all@example.com"}}]\n'
+    )
+    problems = check_rules(tmp_path, ACTIONS)[1]
+    assert any("subject must be one line" in str(p) for p in problems), problems
+
+
+def test_a_subject_rendered_with_a_line_break_is_cleaned_and_sent(
+    hub_runtime: Runtime, rules_dir: Path
+) -> None:
+    use_rules(
+        hub_runtime,
+        rules_dir,
+        """
+rules:
+  - name: hello
+    when: {fact: signup.done}
+    then: [{send_mail: {template: welcome, subject: "Hello {{ profile.fields.name }}"}}]
+""",
+    )
+    post(
+        hub_runtime,
+        {
+            "type": "signup.done",
+            "profile": {"email": "eve@example.com", "fields": {"name": "Eve\r\nBcc: x@example.com"}},
+        },
+    )
+    settle(hub_runtime)
+    with hub_runtime.db.session() as s:
+        (message,) = s.scalars(select(Message))
+    assert message.status == "sent", message.error
+    sent = (hub_runtime.settings.outbox_dir / f"{message.message_id.strip('<>')}.eml").read_text()
+    headers = sent.split("\n\n", 1)[0]
+    assert "Bcc" not in headers.replace("Subject: Hello Eve Bcc: x@example.com", "")
+    assert "Subject: Hello Eve Bcc: x@example.com" in headers
