@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from hub.actions.hub_facts import NotRaised, hub_fact
 from hub.db import bulk_insert, bulk_update, one_of
@@ -114,7 +114,7 @@ def evaluate_batch(rt: Runtime, session: Any, facts: Sequence[ClaimedFact]) -> E
     bulk_insert(session, RuleFiring.__table__, firings)
     bulk_insert(session, ActionRun.__table__, outbox_rows(rt.actions, actions, now))
     if failed:
-        session.execute(ActionRun.__table__.insert(), failed)
+        session.execute(insert(ActionRun), failed)
     evaluated = FactStatus.EVALUATED.value
     bulk_update(
         session,
