@@ -12,6 +12,7 @@ fails the run.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -203,6 +204,7 @@ class SMTPSink:
 
         self.messages: list[Any] = []
         self.refuse_with: str | None = None
+        self.answer_after = 0.0  # seconds the answer to a mail's content waits (kept meanwhile)
         sink = self
 
         class Handler:
@@ -213,6 +215,8 @@ class SMTPSink:
                 from email.policy import default
 
                 sink.messages.append(message_from_bytes(envelope.content, policy=default))
+                if sink.answer_after:
+                    await asyncio.sleep(sink.answer_after)
                 return "250 OK"
 
         self.port = free_port()

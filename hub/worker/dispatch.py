@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from rq import Queue, Retry
 
 from hub.actions.batch import ACTION_FAILURE_TTL, ACTION_RESULT_TTL, Item, action_retry, unpack
+from hub.mail.delivery import DATA_REPLY_TIMEOUT
 from hub.models import ActionStatus
 from hub.queue import queue
 from hub.rules.actions import ActionRegistry
@@ -104,7 +105,8 @@ def plan_jobs(registry: ActionRegistry, actions: Sequence[Planned]) -> list[tupl
                 description=f"run_actions({len(chunk)} actions on {name})",
                 job_id=batch_id,
                 retry=BATCH_RETRY,
-                timeout=60 + 10 * len(chunk),
+                # a slow relay may take DATA_REPLY_TIMEOUT to answer one mail of the batch
+                timeout=60 + 10 * len(chunk) + DATA_REPLY_TIMEOUT,
                 result_ttl=ACTION_RESULT_TTL,
                 failure_ttl=ACTION_FAILURE_TTL,
             )

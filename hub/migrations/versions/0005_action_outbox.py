@@ -31,7 +31,11 @@ PLANNED = sa.text("status = 'planned'")
 
 def upgrade() -> None:
     with op.batch_alter_table("action_runs", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("profile_id", sa.BigInteger(), nullable=True))
+        batch_op.add_column(
+            sa.Column(
+                "profile_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+            )
+        )
         batch_op.add_column(sa.Column("rule_name", sa.String(200), nullable=True))
         batch_op.add_column(sa.Column("queue", sa.String(64), nullable=True))
         batch_op.add_column(sa.Column("params", sa.JSON(), nullable=True))
