@@ -6,12 +6,13 @@ Settings are read when the app or a command starts, never at import time, so tes
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from hub.exceptions import ConfigError
 
@@ -64,6 +65,43 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | N
     return value
 
 
+def plain_auth_refusal(smtp_url: str) -> str | None:
+    """Why a relay URL would send its credentials in the clear, or None if it would not.
+
+    Credentials on ``smtp://`` need ``?starttls=true``; ``?plain_auth=true`` allows them
+    without TLS to a relay on a loopback address only.
+    """
+    parts = urlsplit(smtp_url)
+    query = parse_qs(parts.query)
+
+    def flag(name: str) -> bool:
+        return query.get(name, ["false"])[0].lower() in ("1", "true", "yes")
+
+    if parts.scheme == "smtps" or not parts.username or flag("starttls"):
+        return None
+    if not flag("plain_auth"):
+        return (
+            "credentials would be sent without TLS: use smtps:// or add ?starttls=true "
+            "(?plain_auth=true allows it for a relay on a loopback address)"
+        )
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        return f"plain_auth=true is allowed only for a relay on a loopback address, not {host!r}"
+    return None
+
+
+def _smtp_url(env: Mapping[str, str]) -> str | None:
+    value = _url(env, "HUB_SMTP_URL", ("smtp", "smtps"))
+    refused = plain_auth_refusal(value) if value else None
+    if refused:
+        raise ConfigError("HUB_SMTP_URL", refused)
+    return value
+
+
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
@@ -90,7 +128,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         home=home,
         database_url=_url(env, "HUB_DATABASE_URL", ("sqlite", "postgresql")),
         redis_url=_url(env, "HUB_REDIS_URL", ("redis", "rediss", "unix")),
-        smtp_url=_url(env, "HUB_SMTP_URL", ("smtp", "smtps")),
+        smtp_url=_smtp_url(env),
         mail_from=env.get("HUB_MAIL_FROM", "").strip() or "hub@localhost",
         rules_dir=Path(env.get("HUB_RULES_DIR", "").strip() or "./rules"),
         secret_key=secret,
