@@ -126,7 +126,10 @@ rules:
         hub_runtime,
         {
             "type": "signup.done",
-            "profile": {"email": "eve@example.com", "fields": {"name": "Eve\r\nBcc: x@example.com"}},
+            "profile": {
+                "email": "eve@example.com",
+                "fields": {"name": "Eve\r\nBcc: x@example.com"},
+            },
         },
     )
     settle(hub_runtime)
