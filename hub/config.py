@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from hub.exceptions import ConfigError
+from hub.outbound import parse_entry
 
 MAX_FACTS_PER_REQUEST = 1000
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -37,6 +38,8 @@ class Settings:
     fact_batch_size: int = 500
     sweep_interval_seconds: int = 30
     pull_retry_delays: tuple[int, ...] = (30, 120, 600)  # connector pull retries, seconds
+    # networks and hosts webhooks may reach although not public (hub/outbound.py)
+    webhook_allow: tuple[str, ...] = ()
 
     @property
     def resolved_database_url(self) -> str:
@@ -138,7 +141,17 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         fact_batch_size=_positive_int(env, "HUB_FACT_BATCH_SIZE", 500),
         sweep_interval_seconds=_positive_int(env, "HUB_SWEEP_INTERVAL_SECONDS", 30),
         pull_retry_delays=_delays(env, "HUB_PULL_RETRY_DELAYS", (30, 120, 600)),
+        webhook_allow=_allow_list(env, "HUB_WEBHOOK_ALLOW"),
     )
+
+
+def _allow_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated networks and host names, such as ``127.0.0.0/8,::1,crm.internal``."""
+    entries = [part.strip() for part in env.get(name, "").split(",") if part.strip()]
+    try:
+        return tuple(str(parse_entry(entry)) for entry in entries)
+    except ValueError as exc:
+        raise ConfigError(name, str(exc)) from None
 
 
 def _delays(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:

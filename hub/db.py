@@ -136,6 +136,15 @@ def _mark_checked_in(_dbapi_conn: Any, record: Any) -> None:
     record.info["checked_in"] = time.monotonic()
 
 
+# SQLite's lower() changes ASCII letters only ('École' stays 'École'); searches that ignore
+# case call this one on SQLite instead (hub/profiles/search.py), Python's str.lower.
+UNICODE_LOWER = "unicode_lower"
+
+
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets the web server read while a worker writes; the Python driver's own
     # transaction handling is switched off so that BEGIN IMMEDIATE below takes effect.
@@ -146,6 +155,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    dbapi_conn.create_function(UNICODE_LOWER, 1, _unicode_lower, deterministic=True)
 
 
 def _sqlite_begin_immediate(conn: Any) -> None:

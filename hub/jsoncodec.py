@@ -12,6 +12,10 @@ faster. Its answers differ from the standard library's in two corners, both sent
 NaN and Infinity are not JSON; facts carrying them are refused at validation
 (:mod:`hub.facts.schema`). One computed later (a template's ``| float`` of "nan") is written as
 ``null`` by both encoders.
+
+Request bodies are read with ``max_depth`` (:data:`MAX_REQUEST_DEPTH`): a document nested
+deeper is a ``ValueError`` like any text that is not JSON, so that no code walking it later
+(validation, the rules, the encoder, which stops at 254 levels) meets a ``RecursionError``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import orjson
 _OPTIONS = orjson.OPT_NON_STR_KEYS  # {1: ...} gives {"1": ...}, as json.dumps does
 _LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
 _LONG_DIGITS_STR = re.compile(r"\d{19}")
+MAX_REQUEST_DEPTH = 64  # a list of facts, a fact, its data: 32 levels (hub.facts.schema)
 
 
 def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> str:
@@ -51,12 +56,46 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def loads(text: str | bytes) -> Any:
-    """The value of JSON ``text``, integers exact whatever their size."""
+def loads(text: str | bytes, max_depth: int | None = None) -> Any:
+    """The value of JSON ``text``, integers exact whatever their size.
+
+    Raises:
+        ValueError: ``text`` is not JSON, or (with ``max_depth``) nests arrays and objects
+            deeper than that; Python's own parser gives up past about 1,000 levels.
+    """
+    value = _loads(text)
+    if max_depth is not None and _deeper_than(value, text, max_depth):
+        raise ValueError(f"arrays and objects are nested more than {max_depth} levels deep")
+    return value
+
+
+def _loads(text: str | bytes) -> Any:
     long_digits = _LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS_STR
     if long_digits.search(text) is None:  # type: ignore[arg-type]
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(text)
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("arrays and objects are nested too deeply") from None
+
+
+def _deeper_than(value: Any, text: str | bytes, limit: int) -> bool:
+    """True if ``value`` nests containers more than ``limit`` deep (walked without recursion)."""
+    if isinstance(text, bytes):
+        opened = text.count(b"[") + text.count(b"{")
+    else:
+        opened = text.count("[") + text.count("{")
+    if opened <= limit:  # cannot be deeper than the brackets it has: the usual case, no walk
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False

@@ -296,7 +296,12 @@ class Message(Base):
 
 
 class ApiKey(Base):
-    """An API key; only its SHA-256 digest is stored, the key is shown once at creation."""
+    """An API key; only its SHA-256 digest is stored, the key is shown once at creation.
+
+    ``sources`` scopes the key: None lets it post facts of any source that is not reserved
+    (a connector's, ``hub``); a list lets it post those sources only, a connector's included
+    when listed (see :mod:`hub.apikeys`).
+    """
 
     __tablename__ = "api_keys"
 
@@ -306,3 +311,4 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    sources: Mapped[list[str] | None] = mapped_column(JSON)

@@ -12,13 +12,25 @@ def utcnow() -> datetime:
 
 
 def parse_time(value: Any) -> datetime | None:
-    """A stored timestamp (ISO text or datetime) as an aware datetime, or None."""
+    """A stored timestamp (ISO text or datetime) as an aware datetime, or None.
+
+    None also for a time whose offset puts its instant outside the years 1 to 9999
+    (``0001-01-01T00:00:00+01:00`` is the last hour of year 0 in UTC): Python cannot compare
+    or convert it (``OverflowError``), so it is no time the hub can use.
+    """
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not isinstance(value, str):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    else:
         return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        parsed.astimezone(UTC)
+    except OverflowError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed

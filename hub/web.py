@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response, abort, jsonify
 from werkzeug.exceptions import HTTPException
+
+# Row ids are 64-bit signed integers in both databases (PostgreSQL bigint, SQLite INTEGER).
+MAX_ID = 2**63 - 1
 
 
 def json_error(status: int, code: str, message: str, **extra: Any) -> Response:
@@ -21,3 +24,15 @@ def http_error(exc: HTTPException) -> Response:
     if exc.code == 413:
         message = "request body too large"
     return json_error(exc.code or 500, exc.name.lower().replace(" ", "_"), message)
+
+
+def ids_in_range(_endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """Answer 404 for a path id past 64 bits (``/profiles/9223372036854775808``).
+
+    Registered with ``url_value_preprocessor`` on the blueprints whose routes take ``<int:..._id>``:
+    no row has such an id, and handing it to the database would overflow (a 500) instead.
+    """
+    for name, value in (values or {}).items():
+        if name.endswith("_id") and isinstance(value, int) and value > MAX_ID:
+            thing = name.removesuffix("_id")
+            abort(json_error(404, "not_found", f"no {thing} with id {value}", field="id"))

@@ -91,3 +91,35 @@ def test_nan_and_infinity_never_give_text_that_is_not_json(value: Any) -> None:
     PostgreSQL refuses ``NaN`` in a JSON column, so text like that fails the statement.
     """
     _strict(jsoncodec.dumps(value))
+
+
+def nested(depth: int, long_digits: bool = False) -> str:
+    inner = "12345678901234567890" if long_digits else "1"
+    return '{"a":' * depth + inner + "}" * depth
+
+
+@pytest.mark.parametrize("long_digits", [False, True])  # orjson's path, then json's
+@pytest.mark.parametrize("depth", [1_100, 100_000])
+def test_a_document_nested_beyond_the_parsers_limit_is_a_value_error(
+    depth: int, long_digits: bool
+) -> None:
+    # orjson refuses more than 1,024 levels; json then raises RecursionError (a 500 in a view)
+    with pytest.raises(ValueError, match="nested"):
+        jsoncodec.loads(nested(depth, long_digits))
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_max_depth_refuses_deeper_documents_and_only_those(as_bytes: bool) -> None:
+    def loads(text: str) -> Any:
+        return jsoncodec.loads(text.encode() if as_bytes else text, max_depth=64)
+
+    assert loads(nested(64)) == json.loads(nested(64))
+    with pytest.raises(ValueError, match="nested more than 64 levels deep"):
+        loads(nested(65))
+    with pytest.raises(ValueError, match="nested more than 64 levels deep"):
+        loads("[" * 65 + "]" * 65)
+    # brackets inside strings are text, not depth
+    assert loads(json.dumps({"s": "[" * 500})) == {"s": "[" * 500}
+    wide = [[{"a": [i]}] for i in range(1_000)]  # many containers, each shallow
+    assert loads(json.dumps(wide)) == wide
+    assert loads('"text"') == "text"

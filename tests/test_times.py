@@ -41,3 +41,22 @@ def test_parse_time_gives_the_same_instant_always_aware(value: Any, expected: da
 @pytest.mark.parametrize("value", ["yesterday", "", "2024-13-01T00:00:00", None, 1714557600, []])
 def test_parse_time_of_something_that_is_no_time_is_none(value: Any) -> None:
     assert parse_time(value) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:59:59-01:00",
+        datetime(1, 1, 1, tzinfo=CET),
+    ],
+)
+def test_a_time_outside_the_years_1_to_9999_in_utc_is_none(value: Any) -> None:
+    # valid ISO 8601, but its instant cannot be compared or converted (OverflowError)
+    assert parse_time(value) is None
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00-01:00", "9999-12-31T23:59:59+01:00"])
+def test_a_time_near_the_edges_that_stays_inside_them_is_kept(value: str) -> None:
+    parsed = parse_time(value)
+    assert parsed is not None and parsed.astimezone(UTC).year in (1, 9999)

@@ -1,9 +1,13 @@
 """``webhook``: call another system over HTTP with a JSON body built from templates.
 
-Sent with requests. A 5xx answer, a timeout or a connection failure raises
-:class:`RetriableError`, so RQ's ``Retry`` sends it again with backoff; a 4xx answer is the
-other side refusing the request itself, so it is recorded and never retried. A delivered call
-is recorded in the action ledger and not sent again when its job runs twice.
+Sent through :func:`hub.outbound.send`: only to public addresses, or to those
+``HUB_WEBHOOK_ALLOW`` lists, checked on the address connected to and on every redirect; a
+refused URL is recorded ``failed`` and never retried (the configuration must change first).
+URLs are logged and recorded with their secrets masked (:func:`hub.logs.mask_url`). A 5xx
+answer, a timeout or a connection failure raises :class:`RetriableError`, so RQ's ``Retry``
+sends it again with backoff; a 4xx answer is the other side refusing the request itself, so
+it is recorded and never retried. A delivered call is recorded in the action ledger and not
+sent again when its job runs twice.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ from typing import Any, Literal
 import requests
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hub import outbound
 from hub.actions.ledger import action_job, begin, settle
 from hub.exceptions import RetriableError
+from hub.logs import mask_url
 from hub.models import ActionStatus
 from hub.rules.actions import ActionSpec, Shown
+from hub.runtime import Runtime
 from hub.templates import render_value, template_problems
 
 log = logging.getLogger(__name__)
@@ -65,24 +72,39 @@ def webhook(
     headers = {k: str(v) for k, v in render_value(p.headers, context).items()}
     body = render_value(p.body, context)
     headers.setdefault("Idempotency-Key", job_key)
-    kwargs: dict[str, Any] = {"headers": headers, "timeout": p.timeout}
+    data = None
     if body is not None and p.method != "GET":
-        kwargs["data"] = json.dumps(body, default=str)
+        data = json.dumps(body, default=str)
         headers.setdefault("Content-Type", "application/json")
+    shown = mask_url(url)
+    allow = outbound.allow_list(rt.settings.webhook_allow)
     try:
-        response = requests.request(p.method, url, **kwargs)
+        response = outbound.send(
+            p.method, url, allow, headers=headers, data=data, timeout=p.timeout
+        )
+    except outbound.Refused as exc:
+        return _give_up(rt, job_key, fact_id, f"{p.method} {shown}", f"URL refused: {exc}")
     except (requests.Timeout, requests.ConnectionError) as exc:
-        raise RetriableError(f"webhook {p.method} {url}: {type(exc).__name__}") from exc
+        # not chained: requests' message repeats the path and query, secrets included, and
+        # RQ keeps and logs the whole traceback
+        raise RetriableError(f"webhook {p.method} {shown}: {type(exc).__name__}") from None
     if response.status_code >= 500:
-        raise RetriableError(f"webhook {p.method} {url}: HTTP {response.status_code}")
+        raise RetriableError(f"webhook {p.method} {shown}: HTTP {response.status_code}")
     outcome = f"HTTP {response.status_code}"
-    refused = response.status_code >= 400
-    result = f"refused: {outcome} (not retried)" if refused else f"sent: {outcome}"
+    if response.status_code >= 400:
+        return _give_up(rt, job_key, fact_id, f"{p.method} {shown}", outcome)
+    result = f"sent: {outcome}"
     with rt.db.session() as session:
-        status = ActionStatus.FAILED if refused else ActionStatus.DONE
-        settle(session, job_key, "webhook", status, result, fact_id=fact_id)
-    if refused:
-        log.warning("webhook %s %s refused: %s (not retried)", p.method, url, outcome)
+        settle(session, job_key, "webhook", ActionStatus.DONE, result, fact_id=fact_id)
+    return result
+
+
+def _give_up(rt: Runtime, job_key: str, fact_id: int, request: str, why: str) -> str:
+    """Record the action failed for good (not retried) and say why in the log."""
+    result = f"refused: {why} (not retried)"
+    with rt.db.session() as session:
+        settle(session, job_key, "webhook", ActionStatus.FAILED, result, fact_id=fact_id)
+    log.warning("webhook %s refused: %s (not retried)", request, why)
     return result
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from hub import runtime
+from hub import jsoncodec, runtime
 from hub.api.auth import require_api_key
 from hub.integrations.pulls import recent_runs, start_run
 from hub.integrations.secrets import SecretBox
@@ -48,7 +48,15 @@ def runs(instance: str) -> Any:
 @require_api_key
 def start(instance: str) -> Any:
     """Start a pull now: ``{"stream": "customers"}``, or every stream without a body."""
-    body = request.get_json(silent=True) or {}
+    raw = request.get_data(cache=False)
+    try:
+        body = jsoncodec.loads(raw, max_depth=jsoncodec.MAX_REQUEST_DEPTH) if raw.strip() else {}
+    except (ValueError, UnicodeDecodeError) as exc:
+        return error(400, "malformed_json", f"body is not valid JSON: {exc}")
+    if not isinstance(body, dict):
+        return error(400, "invalid_value", "the body must be a JSON object", field="")
+    if body.get("stream") is not None and not isinstance(body["stream"], str):
+        return error(400, "invalid_value", "must be a stream name", field="stream")
     try:
         connector, _ = load_connector(runtime.of(current_app).db, _box(), instance)
         streams = [body["stream"]] if body.get("stream") else list(connector.streams)

@@ -10,13 +10,15 @@ from rq.job import Job
 from sqlalchemy import select
 
 from hub import jsoncodec, runtime
-from hub.api.auth import require_api_key
+from hub.api.auth import forbidden_sources, require_api_key
 from hub.facts.ingest import store_facts
 from hub.facts.schema import validate_facts
 from hub.models import ActionRun, ActionStatus, Fact, Message
+from hub.web import ids_in_range
 from hub.web import json_error as error
 
 bp = Blueprint("api_facts", __name__, url_prefix="/api/v1")
+bp.url_value_preprocessor(ids_in_range)  # /facts/<id> past 64 bits: 404, not an overflow
 
 
 @bp.post("/facts")
@@ -26,7 +28,7 @@ def post_facts() -> Any:
     rt = runtime.of(current_app)
     settings = rt.settings
     try:
-        body = jsoncodec.loads(request.get_data(cache=False) or b"")
+        body = jsoncodec.loads(request.get_data(cache=False), max_depth=jsoncodec.MAX_REQUEST_DEPTH)
     except (ValueError, UnicodeDecodeError) as exc:
         return error(400, "malformed_json", f"body is not valid JSON: {exc}")
     items = body if isinstance(body, list) else [body]
@@ -48,6 +50,8 @@ def post_facts() -> Any:
             f"{len(errors)} problem(s); nothing was stored",
             errors=[e.model_dump() for e in errors],
         )
+    if (refused := forbidden_sources(facts)) is not None:
+        return refused
     stored = store_facts(rt.db, facts)
     rt.wake()
     return jsonify({"facts": [{"id": s.id, "status": s.status} for s in stored]}), 202

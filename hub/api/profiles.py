@@ -7,21 +7,21 @@ input and give the same errors: an :class:`InputError` answers ``{"error": code,
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from hub import runtime
-from hub.api.auth import require_api_key
+from hub import jsoncodec, runtime
+from hub.api.auth import forbidden_source, require_api_key
 from hub.exceptions import InputError
 from hub.models import Profile
 from hub.profiles.search import Requirement
 from hub.profiles.service import ProfileService
 from hub.profiles.timeline import profile_timeline
-from hub.web import json_error
+from hub.web import ids_in_range, json_error
 
 bp = Blueprint("api_profiles", __name__, url_prefix="/api/v1/profiles")
+bp.url_value_preprocessor(ids_in_range)  # /profiles/<id> past 64 bits: 404, not an overflow
 SOURCE = "api"
 
 
@@ -41,7 +41,7 @@ def service() -> ProfileService:
 def body(*required: str) -> dict[str, Any]:
     """The JSON object sent; InputError naming the first required member missing."""
     try:
-        data = json.loads(request.get_data(cache=False) or b"")
+        data = jsoncodec.loads(request.get_data(cache=False), max_depth=jsoncodec.MAX_REQUEST_DEPTH)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError("malformed_json", "", f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -120,7 +120,7 @@ def create_profile() -> Any:
     data = body("email")
     profile = service().create(
         data["email"],
-        data.get("fields") or {},
+        _object(data, "fields"),
         _list(data, "tags"),
         data.get("status"),
         data.get("external_ids"),
@@ -205,9 +205,9 @@ def delete_profile(profile_id: int) -> Any:
 def post_fact(profile_id: int) -> Any:
     """Store a fact about this profile for the rules: ``{"type", "data", "source_id"}``."""
     data = body("type")
-    payload = data.get("data") or {}
-    if not isinstance(payload, dict):
-        raise InputError("invalid_value", "data", "must be an object")
+    payload = _object(data, "data")
+    if (refused := forbidden_source(SOURCE)) is not None:
+        return refused
     fact_id, status = service().post_fact(profile_id, data["type"], payload, data.get("source_id"))
     return jsonify({"id": fact_id, "status": status}), 202
 
@@ -223,7 +223,18 @@ def timeline(profile_id: int) -> Any:
 
 
 def _list(data: dict[str, Any], name: str) -> list[str]:
-    value = data.get(name) or []
+    value = data.get(name)
+    if value is None:
+        return []
     if not isinstance(value, list):
         raise InputError("invalid_value", name, "must be a list")
+    return value
+
+
+def _object(data: dict[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError("invalid_value", name, "must be an object")
     return value

@@ -10,12 +10,11 @@ Each first reloads this web process's rules if their files changed (the one relo
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from hub import runtime
+from hub import jsoncodec, runtime
 from hub.analysis.simulate import simulate
 from hub.api.auth import require_api_key
 from hub.facts.schema import validate_facts
@@ -42,7 +41,7 @@ def current_engine() -> tuple[RuleEngine | None, list[dict[str, Any]]]:
 
 def _body() -> Any:
     try:
-        return json.loads(request.get_data(cache=False) or b"")
+        return jsoncodec.loads(request.get_data(cache=False), max_depth=jsoncodec.MAX_REQUEST_DEPTH)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"body is not valid JSON: {exc}") from None
 

@@ -12,10 +12,22 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+# Use ``fullmatch``: ``$`` also matches before a final line break ("order.placed\n").
 FACT_TYPE = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)+$")
 SOURCE = re.compile(r"^[a-z0-9_-]{1,64}$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL = re.compile(r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
+FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# The profile's columns, and its external ids: never custom field names.
+RESERVED_FIELDS = frozenset(
+    {"id", "email", "status", "tags", "created_at", "updated_at", "external_ids"}
+)
+MAX_FIELD_TEXT = 10_000
+MAX_FIELD_ITEMS = 100  # values in a list-valued custom field
+# How deep a fact's ``data`` may nest. Deeper documents are refused at the door: the hub walks
+# data recursively (conditions, templates, the JSON encoder, which stops at 254 levels).
+MAX_DEPTH = 32
 
 
 class ProfileRef(BaseModel):
@@ -31,7 +43,13 @@ class ProfileRef(BaseModel):
     @field_validator("fields")
     @classmethod
     def _fields(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return json_numbers_only(value, "fields")
+        for name, item in value.items():
+            problem = custom_field_error(name, item)
+            if problem is not None:  # the field's name goes into the error's location
+                raise PydanticCustomError(
+                    problem[0], "{message}", {"key": name, "message": problem[1]}
+                )
+        return value
 
     @field_validator("email")
     @classmethod
@@ -39,7 +57,7 @@ class ProfileRef(BaseModel):
         if value is None:
             return None
         value = value.strip().lower()
-        if not EMAIL.match(value):
+        if not EMAIL.fullmatch(value):
             raise ValueError("not a valid email address")
         return value
 
@@ -47,10 +65,10 @@ class ProfileRef(BaseModel):
     @classmethod
     def _external_ids(cls, value: dict[str, str]) -> dict[str, str]:
         for source, ext_id in value.items():
-            if not SOURCE.match(source):
+            if not SOURCE.fullmatch(source):
                 raise ValueError(f"source name {source!r} must match [a-z0-9_-]{{1,64}}")
-            if not ext_id or len(ext_id) > 255:
-                raise ValueError(f"id for {source!r} must be 1 to 255 characters")
+            if not ext_id or len(ext_id) > 255 or "\x00" in ext_id:
+                raise ValueError(f"id for {source!r} must be 1 to 255 characters, without NUL")
         return value
 
     @model_validator(mode="after")
@@ -75,19 +93,19 @@ class FactIn(BaseModel):
     @field_validator("data")
     @classmethod
     def _data(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return json_numbers_only(value, "data")
+        return check_json_value(value, "data")
 
     @field_validator("type")
     @classmethod
     def _type(cls, value: str) -> str:
-        if not FACT_TYPE.match(value):
+        if not FACT_TYPE.fullmatch(value):
             raise ValueError("must be dotted lower-case words, such as order.placed")
         return value
 
     @field_validator("source")
     @classmethod
     def _source(cls, value: str) -> str:
-        if not SOURCE.match(value):
+        if not SOURCE.fullmatch(value):
             raise ValueError("must be 1 to 64 of a-z, 0-9, _ and -")
         return value
 
@@ -96,29 +114,96 @@ class FactIn(BaseModel):
     def _source_id(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
+    @field_validator("source_id")
+    @classmethod
+    def _source_id_text(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
     @field_validator("occurred_at")
     @classmethod
     def _occurred_at(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
+        try:  # "0001-01-01T00:00:00+01:00" is a valid ISO time, but before year 1 in UTC
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is outside the years 1 to 9999 once converted to UTC") from None
         return value
 
 
-def json_numbers_only(value: Any, path: str) -> Any:
+def check_json_value(value: Any, path: str) -> Any:
     """``value`` unchanged, or ValueError naming the first NaN or Infinity inside it.
 
     Python's json module reads them, but they are not JSON: the database would refuse the
-    fact after it was answered, or store something else.
+    fact after it was answered, or store something else. A document nested deeper than
+    :data:`MAX_DEPTH` is refused too (walked without recursion, so any depth gets an answer).
     """
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{path} is {value}: NaN and Infinity are not JSON numbers")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            json_numbers_only(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for n, item in enumerate(value):
-            json_numbers_only(item, f"{path}[{n}]")
+    stack: list[tuple[Any, str, int]] = [(value, path, 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"{where} is {item}: NaN and Infinity are not JSON numbers")
+        if isinstance(item, dict):
+            children: Any = ((f"{where}.{k}", v) for k, v in item.items())
+        elif isinstance(item, list):
+            children = ((f"{where}[{n}]", v) for n, v in enumerate(item))
+        else:
+            continue
+        if depth >= MAX_DEPTH:
+            raise ValueError(f"{path} is nested more than {MAX_DEPTH} levels deep")
+        stack.extend((v, w, depth + 1) for w, v in reversed(list(children)))
     return value
+
+
+def custom_field_error(name: Any, value: Any) -> tuple[str, str] | None:
+    """What is wrong with one custom field of a profile, as ``(code, message)``; None if fine.
+
+    The one rule for every door a field value comes through: the profile API (REST and SOAP)
+    and a fact's ``profile.fields`` (an API client, a connector, a form). A name is an
+    identifier and not a column; a value is text (at most :data:`MAX_FIELD_TEXT` characters),
+    a finite number, a boolean, null, or a flat list of up to :data:`MAX_FIELD_ITEMS` of those
+    (a connector's roles or multi-select values), so that searches, SOAP's typed fields and
+    rules read every stored value the same way. Objects and lists of lists are refused.
+    """
+    if name in RESERVED_FIELDS:
+        return "reserved_field", f"{name!r} is a profile column, not a custom field"
+    if not isinstance(name, str) or not FIELD_NAME.fullmatch(name):
+        return (
+            "invalid_field_name",
+            "a field name is a letter or _ followed by up to 63 letters, digits or _",
+        )
+    if isinstance(value, list):
+        if len(value) > MAX_FIELD_ITEMS:
+            return "invalid_value", f"a list holds at most {MAX_FIELD_ITEMS} values"
+        for item in value:
+            if isinstance(item, dict | list):
+                return "invalid_value", _NOT_A_VALUE
+            problem = _scalar_error(item)
+            if problem is not None:
+                return problem
+        return None
+    return _scalar_error(value)
+
+
+_NOT_A_VALUE = "a field value is text, a number, a boolean, null or a list of those"
+
+
+def _scalar_error(value: Any) -> tuple[str, str] | None:
+    if value is None or isinstance(value, bool | int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else ("invalid_value", "a number must be finite")
+    if isinstance(value, str):
+        if len(value) > MAX_FIELD_TEXT:
+            return "invalid_value", f"at most {MAX_FIELD_TEXT} characters"
+        if "\x00" in value:
+            return "invalid_value", "text must not contain NUL characters"
+        return None
+    return "invalid_value", _NOT_A_VALUE
 
 
 class FieldError(BaseModel):
@@ -147,7 +232,8 @@ def validate_facts(items: list[Any]) -> tuple[list[FactIn], list[FieldError]]:
 def _field_errors(index: int, exc: ValidationError) -> list[FieldError]:
     out = []
     for err in exc.errors(include_url=False):
-        field = ".".join(str(p) for p in err["loc"])
+        loc = [*err["loc"], *([err["ctx"]["key"]] if "key" in err.get("ctx", {}) else [])]
+        field = ".".join(str(p) for p in loc)
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown field"

@@ -18,11 +18,12 @@ ago elsewhere is found.
 from __future__ import annotations
 
 import enum
+import math
 import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -44,13 +45,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from hub.db import Database
+from hub.db import UNICODE_LOWER, Database
 from hub.exceptions import InputError
+from hub.facts.schema import FIELD_NAME
 from hub.models import Profile
 
 FIELDS_TTL = 60.0
 FIELDS_REFRESH_MIN = 2.0
-FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 NUMBER = re.compile(r"^\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*$")
 MAX_REQUIREMENTS = 50
 
@@ -182,7 +183,7 @@ def build_filter(
         if not name:
             raise InputError("missing_value", f"{where}.fieldname", "a field name is required")
         op = parse_operator(req.operator, f"{where}.operator")
-        new_key = new_keys_allowed and op is Operator.EQ and FIELD_NAME.match(name)
+        new_key = new_keys_allowed and op is Operator.EQ and FIELD_NAME.fullmatch(name)
         if not new_key and not catalog.is_known(session, name):
             raise InputError(
                 "unknown_field",
@@ -191,6 +192,8 @@ def build_filter(
             )
         if req.value is None:
             raise InputError("missing_value", f"{where}.value", "a value is required")
+        if "\x00" in str(req.value):
+            raise InputError("invalid_value", f"{where}.value", "must not contain NUL characters")
         kind = COLUMNS.get(name, ColumnKind.CUSTOM)
         clauses.append(_clause(dialect, name, kind, op, req, where))
     return and_(true(), *clauses)
@@ -213,21 +216,42 @@ def _clause(
             raise InputError("invalid_operator", f"{where}.operator", f"{name} has no LIKE")
         try:
             moment = datetime.fromisoformat(value)
-        except ValueError:
+            if moment.tzinfo is not None:
+                moment.astimezone(UTC)  # OverflowError: before year 1 or after 9999 in UTC
+        except (ValueError, OverflowError):
             raise InputError(
-                "invalid_value", f"{where}.value", f"{name} needs an ISO 8601 time, got {value!r}"
+                "invalid_value",
+                f"{where}.value",
+                f"{name} needs an ISO 8601 time of the years 1 to 9999 (UTC), got {value!r}",
             ) from None
         return _compare(getattr(Profile, name), op, moment)
     column = getattr(Profile, name) if kind is ColumnKind.TEXT else _field_text(dialect, name)
     as_text: ColumnElement[Any] = func.coalesce(column, "")  # a missing field compares as ""
     if op in (Operator.LT, Operator.LE, Operator.GT, Operator.GE) and NUMBER.match(value):
+        if not math.isfinite(float(value)):
+            raise InputError("invalid_value", f"{where}.value", f"{value!r} is too large a number")
         return _compare(_as_number(dialect, as_text), op, float(value))
+    # Emails are stored lower-cased and are one contact whatever their case: ``casesensitive``
+    # would only make a mixed-case value miss the profile it names.
+    casesensitive = req.casesensitive and name != "email"
     if op in (Operator.LIKE, Operator.NOT_LIKE):
-        like = _like(dialect, as_text, value, req.casesensitive)
+        like = _like(dialect, as_text, value, casesensitive)
         return not_(like) if op is Operator.NOT_LIKE else like
-    if not req.casesensitive:
-        as_text, value = func.lower(as_text), value.lower()
+    if not casesensitive:
+        as_text, value = _lower(dialect, as_text), value.lower()
     return _compare(as_text, op, value)
+
+
+def _lower(dialect: str, value: Any) -> ColumnElement[Any]:
+    """``value`` in lower case, every letter of it: SQLite's own ``lower()`` knows only ASCII.
+
+    On SQLite this is Python's ``str.lower`` (registered on each connection by
+    :mod:`hub.db`), the one the compared value is lowered with; PostgreSQL's ``lower()``
+    follows the database's ``LC_CTYPE`` (a UTF-8 locale or ``C.UTF-8`` lowers ``É``).
+    """
+    if dialect == "postgresql":
+        return func.lower(value)
+    return getattr(func, UNICODE_LOWER)(value)
 
 
 def _compare(left: Any, op: Operator, right: Any) -> ColumnElement[bool]:
@@ -272,7 +296,7 @@ def _like(dialect: str, value: Any, pattern: str, casesensitive: bool) -> Column
     if dialect == "postgresql":
         return value.like(pattern) if casesensitive else value.ilike(pattern)
     if not casesensitive:
-        return func.lower(value).like(pattern.lower())
+        return _lower(dialect, value).like(pattern.lower())
     # SQLite's LIKE ignores case; GLOB is its case-sensitive twin with * and ? wildcards.
     glob = "".join(
         {"%": "*", "_": "?", "*": "[*]", "?": "[?]", "[": "[[]"}.get(c, c) for c in pattern

@@ -15,7 +15,6 @@ in between, put the older value back until that later fact is evaluated too.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -39,15 +38,25 @@ from hub.facts.own import (
     ProfileUnsubscribed,
     ProfileUpdated,
 )
-from hub.facts.schema import EMAIL, FACT_TYPE, FactIn, ProfileRef
-from hub.models import Fact, FactStatus, Profile, ProfileStatus
+from hub.facts.schema import (
+    EMAIL,
+    FACT_TYPE,
+    RESERVED_FIELDS,
+    FactIn,
+    ProfileRef,
+    custom_field_error,
+)
+from hub.models import ExternalId, Fact, FactStatus, Profile, ProfileStatus
 from hub.profiles.resolve import merge_fields, resolve_profiles
-from hub.profiles.search import COLUMNS, FIELD_NAME, FieldCatalog, Requirement, build_filter
+from hub.profiles.search import COLUMNS, FieldCatalog, Requirement, build_filter
 from hub.times import utcnow
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 MAX_TAGS = 100
+# Ids and offsets are 64-bit signed integers in both databases (PostgreSQL bigint, SQLite
+# INTEGER); a larger number names no profile and starts no page.
+MAX_ID = 2**63 - 1
 Scalar = str | int | float | bool | None
 
 _catalogs: dict[str, FieldCatalog] = {}
@@ -138,6 +147,17 @@ class ProfileService:
         with self._writing() as (session, facts):
             if session.scalar(select(Profile.id).where(Profile.email == email)) is not None:
                 raise ConflictError("email", f"a profile with email {email} exists already")
+            for source, ext_id in _build_ref(email, external_ids, status).external_ids.items():
+                owner = session.scalar(
+                    select(ExternalId.profile_id).where(
+                        ExternalId.source == source, ExternalId.external_id == ext_id
+                    )
+                )
+                if owner is not None:  # it names that profile: creating would answer it
+                    raise ConflictError(
+                        f"external_ids.{source}",
+                        f"the id {ext_id!r} of {source} belongs to profile {owner} already",
+                    )
             profile = self._create(session, facts, email, fields, tags, status, external_ids)
             return profile.as_dict()
 
@@ -165,7 +185,17 @@ class ProfileService:
                 )
             )
             if not matches and create:
-                email, key_fields = _key_fields(requirements)
+                email, key_fields, where = _key_fields(requirements)
+                taken = session.scalar(
+                    select(Profile.id).where(Profile.email == email).with_for_update()
+                )
+                if taken is not None:  # creating it would only find it again: refuse, say why
+                    raise ConflictError(
+                        where,
+                        f"the profile with email {email} (id {taken}) does not meet the other "
+                        "requirements, and a second profile with that email cannot be created;"
+                        " nothing was changed",
+                    )
                 profile = self._create(session, facts, email, key_fields | fields, (), None, None)
                 return Upserted(True, [profile.as_dict()], [f.id for f in facts])
             for profile in matches:
@@ -269,11 +299,13 @@ class ProfileService:
         source_id: str | None = None,
     ) -> tuple[int, str]:
         """Store a fact about a profile for the rules; ``(fact id, accepted|duplicate)``."""
-        if not FACT_TYPE.match(fact_type or ""):
+        if not isinstance(fact_type, str) or not FACT_TYPE.fullmatch(fact_type):
             raise InputError(
                 "invalid_value", "type", "must be dotted lower-case words, such as order.placed"
             )
-        if source_id is not None and not 1 <= len(source_id) <= 255:
+        if source_id is not None and (not isinstance(source_id, str) or not source_id):
+            raise InputError("invalid_value", "source_id", "must be text of 1 to 255 characters")
+        if source_id is not None and len(source_id) > 255:
             raise InputError("invalid_value", "source_id", "must be 1 to 255 characters")
         with self.db.session() as session:
             profile = _load(session, profile_id)
@@ -371,36 +403,21 @@ class _StoredFact:
 
 # -- checks shared by every entry point --------------------------------------------------
 
-RESERVED = frozenset(COLUMNS) | {"external_ids"}
+RESERVED = RESERVED_FIELDS  # the profile's columns (search.COLUMNS) and its external ids
 
 
 def check_fields(fields: dict[str, Any], where: str = "fields") -> dict[str, Any]:
-    """Custom field values: names like identifiers, not a column, values JSON scalars."""
+    """Custom field values: names like identifiers, not a column, values JSON scalars.
+
+    The rule is :func:`hub.facts.schema.custom_field_error`, the one a fact's
+    ``profile.fields`` is checked with, so every door accepts the same fields.
+    """
     if not isinstance(fields, dict):
         raise InputError("invalid_value", where, "must be a map of field names to values")
     for name, value in fields.items():
-        if name in RESERVED:
-            raise InputError(
-                "reserved_field",
-                f"{where}.{name}",
-                f"{name!r} is a profile column, not a custom field; it has its own operation",
-            )
-        if not isinstance(name, str) or not FIELD_NAME.match(name):
-            raise InputError(
-                "invalid_field_name",
-                f"{where}.{name}",
-                "a field name is a letter or _ followed by up to 63 letters, digits or _",
-            )
-        if not isinstance(value, str | int | float | bool) and value is not None:
-            raise InputError(
-                "invalid_value",
-                f"{where}.{name}",
-                "a field value is text, a number, a boolean or null",
-            )
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InputError("invalid_value", f"{where}.{name}", "a number must be finite")
-        if isinstance(value, str) and len(value) > 10_000:
-            raise InputError("invalid_value", f"{where}.{name}", "at most 10000 characters")
+        problem = custom_field_error(name, value)
+        if problem is not None:
+            raise InputError(problem[0], f"{where}.{name}", problem[1])
     return fields
 
 
@@ -420,10 +437,12 @@ def check_tags(tags: Sequence[str], where: str) -> list[str]:
 
 def check_email(email: str | None, where: str) -> str:
     """The address trimmed and lower-cased; InputError at ``where`` if it is empty or invalid."""
+    if email is not None and not isinstance(email, str):
+        raise InputError("invalid_value", where, "an email address is text")
     value = (email or "").strip().lower()
     if not value:
         raise InputError("missing_value", where, "an email address is required")
-    if len(value) > 320 or not EMAIL.match(value):
+    if len(value) > 320 or not EMAIL.fullmatch(value):
         raise InputError("invalid_value", where, f"{email!r} is not a valid email address")
     return value
 
@@ -439,14 +458,16 @@ def check_status(status: str, where: str) -> str:
 def _paging(start: int | None, length: int | None) -> tuple[int, int]:
     start = 0 if start is None else start
     length = DEFAULT_PAGE if length is None else length
-    if start < 0:
-        raise InputError("invalid_value", "start", "must be 0 or more")
+    if not 0 <= start <= MAX_ID - MAX_PAGE:
+        raise InputError("invalid_value", "start", f"must be 0 to {MAX_ID - MAX_PAGE}")
     if not 1 <= length <= MAX_PAGE:
         raise InputError("invalid_value", "length", f"must be 1 to {MAX_PAGE}")
     return start, length
 
 
 def _load(session: Session, profile_id: int, lock: bool = False) -> Profile:
+    if not 0 <= profile_id <= MAX_ID:  # no such row; the database would overflow, not say so
+        raise NotFoundError("id", f"no profile with id {profile_id}")
     profile = session.get(Profile, profile_id, with_for_update=lock or None)
     if profile is None:
         raise NotFoundError("id", f"no profile with id {profile_id}")
@@ -479,15 +500,20 @@ def _input_error(exc: ValidationError, default: str) -> InputError:
     return InputError("invalid_value", where, err["msg"].removeprefix("Value error, "))
 
 
-def _key_fields(requirements: Sequence[Requirement]) -> tuple[str, dict[str, Any]]:
-    """The email and custom field values a new profile takes from ``=`` requirements."""
+def _key_fields(requirements: Sequence[Requirement]) -> tuple[str, dict[str, Any], str]:
+    """The email and custom field values a new profile takes from ``=`` requirements.
+
+    Also where the email came from (``requirements[0].value``), for an error about it.
+    """
     email: str | None = None
+    where = "requirements"
     values: dict[str, Any] = {}
     for index, req in enumerate(requirements):
         if " ".join((req.operator or "=").split()) != "=":
             continue
         if req.fieldname == "email":
-            email = check_email(req.value, f"requirements[{index}].value")
+            where = f"requirements[{index}].value"
+            email = check_email(req.value, where)
         elif req.fieldname not in RESERVED:
             values[req.fieldname] = req.value
     if email is None:
@@ -496,4 +522,4 @@ def _key_fields(requirements: Sequence[Requirement]) -> tuple[str, dict[str, Any
             "requirements",
             "no profile matched; creating one needs a requirement email = <address>",
         )
-    return email, values
+    return email, values, where

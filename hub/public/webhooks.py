@@ -61,6 +61,8 @@ def webhook(instance: str) -> Any:
         facts = connector.parse(inbound)
     except PayloadInvalid as exc:
         return error(400, "invalid_payload", exc.message, field=exc.field)
+    except RecursionError:  # a JSON body nested ~1,000 levels: the parser's limit, not a bug
+        return error(400, "invalid_payload", "the body is nested too deeply", field="")
     except RemoteUnavailable as exc:  # a record could not be fetched: let the sender retry
         response = error(503, "remote_unavailable", str(exc))
         response.headers["Retry-After"] = str(math.ceil(exc.retry_after or 60))

@@ -1,7 +1,13 @@
-"""``webhook``: the rendered request sent once; 5xx and timeouts retried, 4xx never."""
+"""``webhook``: the rendered request sent once; 5xx and timeouts retried, 4xx never.
+
+The sink is on loopback, which webhooks may not reach by default (server-side request
+forgery): these tests allow 127.0.0.0/8 as ``HUB_WEBHOOK_ALLOW`` would. What is refused without
+that is in tests/test_outbound.py.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -15,10 +21,17 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from sqlalchemy import select
 
+from hub.config import Settings
 from hub.models import ActionRun, Profile
 from hub.runtime import Runtime
 from hub.worker.dispatch import job_key
 from tests.rules.test_language import fact, post, settle, use_rules
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The shared settings with loopback allowed (``HUB_WEBHOOK_ALLOW=127.0.0.0/8``)."""
+    return dataclasses.replace(settings, webhook_allow=("127.0.0.0/8",))
 
 
 @pytest.fixture
@@ -112,3 +125,22 @@ def test_webhook_retries_5xx_and_timeouts_never_4xx(
         refused = s.get(ActionRun, job_key(fid, "refuses", 0))
         assert (refused.status, refused.outcome) == ("failed", "refused: HTTP 400 (not retried)")
     assert sorted(r[1] for r in http_sink["requests"]) == ["/down", "/refuses", "/slow"]
+
+
+def test_a_webhook_to_an_address_not_allowed_fails_for_good_and_sends_nothing(
+    hub_runtime: Runtime, rules_dir: Path, http_sink: dict[str, Any]
+) -> None:
+    """Only what HUB_WEBHOOK_ALLOW lists: 127.0.0.2 allowed does not open 127.0.0.1 (the sink)."""
+    hub_runtime.settings = dataclasses.replace(hub_runtime.settings, webhook_allow=("127.0.0.2",))
+    url = http_sink["url"].replace("127.0.0.1", "localhost") + "/x?token=s3cret"
+    use_rules(hub_runtime, rules_dir, WEBHOOK.replace("URL/contacts/{{ profile.email }}", url))
+    (fid,) = post(hub_runtime, fact("order.placed", total=80))
+    settle(hub_runtime)
+    assert http_sink["requests"] == []
+    with pytest.raises(NoSuchJobError):  # refused: not retried
+        Job.fetch(job_key(fid, "crm", 0), connection=hub_runtime.redis)
+    with hub_runtime.db.session() as s:
+        run = s.get(ActionRun, job_key(fid, "crm", 0))
+        assert run.status == "failed"
+        assert "localhost resolves to" in run.outcome and "not a public address" in run.outcome
+        assert "s3cret" not in run.outcome

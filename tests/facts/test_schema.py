@@ -7,9 +7,19 @@ from typing import Any
 
 import pytest
 
+from hub.exceptions import InputError
 from hub.facts.schema import validate_facts
+from hub.profiles.service import check_fields
 
 GOOD = {"type": "order.placed", "source": "shop", "profile": {"email": "ann@example.com"}}
+
+
+def nest(depth: int) -> dict[str, Any]:
+    """``{"a": {"a": ... 1}}``: ``depth`` objects, the outermost included."""
+    value: Any = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
 
 
 @pytest.mark.parametrize(
@@ -37,6 +47,47 @@ GOOD = {"type": "order.placed", "source": "shop", "profile": {"email": "ann@exam
         (GOOD | {"profile": {"external_ids": {"magento": ""}}}, "profile.external_ids", "1 to 255"),
         (GOOD | {"data": {"a": {"b": [0, float("-inf")]}}}, "data", "data.a.b[1] is -inf"),
         (GOOD | {"data": {"n": float("nan")}}, "data", "data.n is nan"),
+        (GOOD | {"type": "order.placed\n"}, "type", "dotted lower-case words"),
+        (GOOD | {"source": "shop\n"}, "source", "must be 1 to 64 of a-z"),
+        (GOOD | {"source_id": "a\x00b"}, "source_id", "NUL"),
+        (
+            GOOD | {"profile": {"email": "a@b.nl", "external_ids": {"shop": "1\x00"}}},
+            "profile.external_ids",
+            "without NUL",
+        ),
+        (GOOD | {"data": nest(33)}, "data", "nested more than 32 levels deep"),
+        (GOOD | {"data": {"l": nest(32)}}, "data", "nested more than 32 levels deep"),
+        (
+            GOOD | {"occurred_at": "0001-01-01T00:00:00+01:00"},
+            "occurred_at",
+            "outside the years 1 to 9999 once converted to UTC",
+        ),
+        (GOOD | {"occurred_at": "9999-12-31T23:59:59-01:00"}, "occurred_at", "outside the years"),
+        (
+            GOOD | {"profile": {"email": "a@b.nl", "fields": {"first name": "Ann"}}},
+            "profile.fields.first name",
+            "a field name is a letter or _",
+        ),
+        (
+            GOOD | {"profile": {"email": "a@b.nl", "fields": {"address": {"city": "Delft"}}}},
+            "profile.fields.address",
+            "a field value is text, a number, a boolean, null or a list of those",
+        ),
+        (
+            GOOD | {"profile": {"email": "a@b.nl", "fields": {"roles": [["editor"]]}}},
+            "profile.fields.roles",
+            "a field value is text, a number, a boolean, null or a list of those",
+        ),
+        (
+            GOOD | {"profile": {"email": "a@b.nl", "fields": {"status": "vip"}}},
+            "profile.fields.status",
+            "'status' is a profile column, not a custom field",
+        ),
+        (
+            GOOD | {"profile": {"email": "a@b.nl", "fields": {"bio": "x" * 10_001}}},
+            "profile.fields.bio",
+            "at most 10000 characters",
+        ),
     ],
 )
 def test_an_error_names_index_and_field(item: Any, field: str, message: str) -> None:
@@ -96,3 +147,62 @@ def test_defaults_of_a_minimal_fact() -> None:
         [{"type": "form.submitted", "profile": {"external_ids": {"x": "1"}}}]
     )
     assert (fact.source, fact.source_id, fact.occurred_at, fact.data) == ("api", None, None, {})
+
+
+def test_data_nested_32_levels_deep_is_kept() -> None:
+    facts, errors = validate_facts([GOOD | {"data": nest(32)}])
+    assert errors == [] and facts[0].data == nest(32)
+
+
+def test_occurred_at_at_the_edges_of_the_range_is_kept() -> None:
+    early = GOOD | {"occurred_at": "0001-01-01T00:00:00-01:00"}
+    late = GOOD | {"occurred_at": "9999-12-31T23:59:59+01:00"}
+    facts, errors = validate_facts([early, late])
+    assert errors == [] and [f.occurred_at.astimezone(UTC).year for f in facts] == [1, 9999]
+
+
+FIELDS: list[tuple[Any, Any]] = [
+    ("city", "Delft"),
+    ("_n2", 41),
+    ("score", 2.5),
+    ("vip", True),
+    ("gone", None),
+    ("x" * 64, 1),
+    ("x" * 65, 1),
+    ("2nd", 1),
+    ("first-name", "Ann"),
+    ("naïve", 1),
+    ("city\n", "Delft"),
+    ("", 1),
+    ("email", "a@b.nl"),
+    ("tags", "a"),
+    ("external_ids", "a"),
+    ("created_at", "2024-01-01"),
+    ("address", {"city": "Delft"}),
+    ("roles", ["editor", 2, True, None]),
+    ("roles", [["editor"]]),
+    ("roles", [{"name": "editor"}]),
+    ("roles", ["x"] * 100),
+    ("roles", ["x"] * 101),
+    ("roles", [float("nan")]),
+    ("bio", "a\x00b"),
+    ("inf", float("inf")),
+    ("bio", "x" * 10_000),
+    ("bio", "x" * 10_001),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), FIELDS)
+def test_profile_fields_of_a_fact_and_of_the_profile_api_follow_one_rule(
+    name: Any, value: Any
+) -> None:
+    """A fact cannot store a field the profile API (REST and SOAP) would refuse, nor the reverse."""
+    try:
+        check_fields({name: value})
+        api = None
+    except InputError as exc:
+        api = (exc.field, exc.message)
+    fact = GOOD | {"profile": {"email": "a@b.nl", "fields": {name: value}}}
+    _, errors = validate_facts([fact])
+    via_fact = [(e.field.removeprefix("profile."), e.message) for e in errors] or [None]
+    assert via_fact == [api]

@@ -72,6 +72,17 @@ BAD_SEARCHES: list[tuple[list[Requirement], int, int | None, str, str]] = [
     ([req("id", "seven")], 0, None, "invalid_value", "requirements[0].value"),
     ([req("created_at", "yesterday")], 0, None, "invalid_value", "requirements[0].value"),
     ([], -1, None, "invalid_value", "start"),
+    ([], 10**20, None, "invalid_value", "start"),  # past 64 bits: an overflow, not a page
+    ([], 2**63 - 1, None, "invalid_value", "start"),
+    ([req("city", "a\x00b")], 0, None, "invalid_value", "requirements[0].value"),
+    ([req("city", "1e400", ">")], 0, None, "invalid_value", "requirements[0].value"),
+    (
+        [req("created_at", "0001-01-01T00:00:00+01:00", ">")],
+        0,
+        None,
+        "invalid_value",
+        "requirements[0].value",
+    ),
     ([], 0, 0, "invalid_value", "length"),
     ([], 0, 5000, "invalid_value", "length"),
 ]
@@ -101,3 +112,45 @@ def test_field_written_elsewhere_is_known_at_once(
     assert [p["email"] for p in other.search([req("loyalty", "gold")]).profiles] == [
         "a@example.com"
     ]
+
+
+def test_the_last_possible_page_is_empty_not_an_error(svc: ProfileService) -> None:
+    svc.create("a@example.com")
+    page = svc.search([], start=2**63 - 1 - 1000, length=1000)
+    assert (page.length, page.total) == (0, 1)
+
+
+ACCENTED = [("e1", "École"), ("e2", "école"), ("e3", "ÉCOLE"), ("e4", "Ecole"), ("e5", "Straße")]
+
+
+@pytest.mark.parametrize(
+    ("requirement", "expected"),
+    [
+        (req("city", "école"), ["e1", "e2", "e3"]),
+        (req("city", "ÉCOLE", "!="), ["e4", "e5"]),
+        (req("city", "éc%", "LIKE"), ["e1", "e2", "e3"]),
+        (req("city", "%COLE", "NOT LIKE"), ["e5"]),
+        (req("city", "STRASSE"), []),  # lower case, not case folding: ß is no "ss"
+        (req("city", "STRAßE"), ["e5"]),
+        (req("city", "École", "=", True), ["e1"]),
+        (req("city", "É%", "LIKE", True), ["e1", "e3"]),
+    ],
+)
+def test_case_is_ignored_for_every_letter_not_only_ascii(
+    svc: ProfileService, requirement: Requirement, expected: list[str]
+) -> None:
+    """SQLite's own lower() knows only A-Z: 'École' and 'école' were different there."""
+    for key, city in ACCENTED:
+        svc.create(f"{key}@example.com", {"city": city})
+    found = [p["email"][:2] for p in svc.search([requirement]).profiles]
+    assert found == expected
+
+
+@pytest.mark.parametrize("op", ["=", "LIKE"])
+def test_an_email_compares_without_case_even_when_asked_to_with_case(
+    svc: ProfileService, op: str
+) -> None:
+    """Emails are stored lower-cased: a case-sensitive 'Ann@Example.com' would find no one."""
+    svc.create("Ann@Example.com")
+    page = svc.search([req("email", "Ann@Example.com", op, True)])
+    assert [p["email"] for p in page.profiles] == ["ann@example.com"]

@@ -117,7 +117,7 @@ BAD_FIELDS: list[tuple[dict[str, Any], str, str]] = [
     ({"tags": []}, "reserved_field", "fields.tags"),
     ({"first name": "Ann"}, "invalid_field_name", "fields.first name"),
     ({"nested": {"a": 1}}, "invalid_value", "fields.nested"),
-    ({"list": [1]}, "invalid_value", "fields.list"),
+    ({"list": [[1]]}, "invalid_value", "fields.list"),  # a flat list of scalars is a value
 ]
 
 
