@@ -188,12 +188,9 @@ def auth(api_key: str) -> dict[str, str]:
 
 def run_jobs(rt: Runtime) -> None:
     """Work every queue in this process until all are empty (what ``hub worker`` does)."""
-    from rq import SimpleWorker
+    from hub.worker.process import build_worker
 
-    from hub.queue import ALL_QUEUES, queue
-
-    worker = SimpleWorker([queue(q, rt.redis) for q in ALL_QUEUES], connection=rt.redis)
-    worker.work(burst=True, logging_level="WARNING")
+    build_worker(rt).work(burst=True, logging_level="WARNING")
 
 
 class SMTPSink:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import signal
+import os
 import subprocess
 import sys
 import time
@@ -14,28 +14,36 @@ from hub.cli.common import embedded, read_settings, ruleset_or_exit
 from hub.config import Settings
 from hub.db import Database
 from hub.worker.process import run_scheduler, run_worker
+from hub.worker.supervisor import CannotListen, Supervisor, answers, check_port, health_url
+
+UP_TIMEOUT = 60.0  # seconds the web server has to answer /healthz after it started
 
 
 @click.command()
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--scheduler/--no-scheduler", default=True, help="Also run the cron scheduler.")
 def worker(burst: bool, scheduler: bool) -> None:
-    """Run a worker: evaluates facts in batches and runs action jobs."""
+    """Run a worker: evaluates facts in batches and runs action jobs.
+
+    It outlives Redis and database outages: it waits for them and goes on. With the cron
+    scheduler (the default), that runs as a child process, started again if it dies.
+    """
     settings = embedded(read_settings())
     _check_rules_or_exit(settings)
-    child = _spawn(["scheduler"]) if scheduler and not burst else None
+    companion = _Companion(["scheduler", "--parent", str(os.getpid())])
+    if scheduler and not burst:
+        companion.start()
     try:
-        run_worker(settings, burst=burst)
+        run_worker(settings, burst=burst, keep_alive=companion.keep_alive)
     finally:
-        if child:
-            child.terminate()
-            child.wait(10)
+        companion.stop()
 
 
 @click.command("scheduler")
-def scheduler_cmd() -> None:
-    """Run the cron scheduler (the sweep that re-drives stuck facts)."""
-    run_scheduler(embedded(read_settings()))
+@click.option("--parent", type=int, default=None, hidden=True, help="Stop when PID is gone.")
+def scheduler_cmd(parent: int | None) -> None:
+    """Run the cron scheduler (the sweep that re-drives stuck facts and lost actions)."""
+    run_scheduler(embedded(read_settings()), parent=parent)
 
 
 @click.command()
@@ -45,10 +53,19 @@ def scheduler_cmd() -> None:
 def serve(host: str, port: int, processes: int) -> None:
     """Run the web server (gunicorn) for the REST API."""
     settings = embedded(read_settings())
+    _listenable_or_exit(host, port)
     _upgrade(settings)
-    web = _spawn_web(host, port, processes)
-    click.echo(f"hub web server on http://{host}:{port}/")
-    _supervise({"web": web}, restart=False)
+    supervisor = Supervisor(_say)
+    supervisor.handle_signals()
+    try:
+        supervisor.add("web", _web_argv(host, port, processes))
+        _wait_for_web_or_exit(supervisor, host, port)
+        click.echo(f"hub web server on http://{host}:{port}/")
+        code = supervisor.run(restart=False)
+    finally:
+        supervisor.stop()
+    if code:
+        sys.exit(code)
 
 
 @click.command()
@@ -56,17 +73,57 @@ def serve(host: str, port: int, processes: int) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", "n_workers", default=1, show_default=True, type=int)
 def up(host: str, port: int, n_workers: int) -> None:
-    """Run everything: web server, workers and scheduler, on embedded defaults if unset."""
+    """Run everything: web server, workers and scheduler, on embedded defaults if unset.
+
+    Says "hub is up" once the web server answers; exits non-zero if it cannot listen on
+    the port. A process that dies is started again (with a backoff); Ctrl-C or SIGTERM
+    stops them all.
+    """
     settings = embedded(read_settings())
+    _listenable_or_exit(host, port)
     _upgrade(settings)
     _check_rules_or_exit(settings)
-    children = {"web": _spawn_web(host, port, 2), "scheduler": _spawn(["scheduler"])}
-    for n in range(n_workers):
-        children[f"worker-{n}"] = _spawn(["worker", "--no-scheduler"])
-    click.echo(
-        f"hub is up: http://{host}:{port}/  (database {_safe(settings.resolved_database_url)})"
-    )
-    _supervise(children, restart=True)
+    supervisor = Supervisor(_say)
+    supervisor.handle_signals()
+    try:
+        supervisor.add("web", _web_argv(host, port, 2))
+        supervisor.add("scheduler", _hub_argv(["scheduler", "--parent", str(os.getpid())]))
+        for n in range(n_workers):
+            supervisor.add(f"worker-{n}", _hub_argv(["worker", "--no-scheduler"]))
+        _wait_for_web_or_exit(supervisor, host, port)
+        click.echo(
+            f"hub is up: http://{host}:{port}/  (database {_safe(settings.resolved_database_url)})"
+        )
+        supervisor.run(restart=True)
+    finally:
+        supervisor.stop()
+
+
+def _listenable_or_exit(host: str, port: int) -> None:
+    try:
+        check_port(host, port)
+    except CannotListen as exc:
+        raise click.ClickException(f"{exc}; choose another with --port") from exc
+
+
+def _wait_for_web_or_exit(supervisor: Supervisor, host: str, port: int) -> None:
+    """Return once /healthz answers HTTP (any status); else stop everything and exit 1."""
+    url = health_url(host, port)
+    if supervisor.wait_until(lambda: answers(url) is not None, UP_TIMEOUT, watch="web"):
+        return
+    if supervisor.stopping:
+        raise SystemExit(0)  # asked to stop while starting: the finally stops the children
+    web = supervisor.children["web"]
+    code = web.proc.poll() if web.proc is not None else None
+    if code is not None:
+        raise click.ClickException(
+            f"the web server exited with {code} before it answered on {host}:{port}"
+        )
+    raise click.ClickException(f"the web server did not answer {url} in {UP_TIMEOUT:.0f} s")
+
+
+def _say(message: str) -> None:
+    click.echo(f"hub up: {message}", err=True)
 
 
 def _upgrade(settings: Settings) -> None:
@@ -78,64 +135,56 @@ def _check_rules_or_exit(settings: Settings) -> None:
     ruleset_or_exit(settings.rules_dir, "the rule files are invalid; the hub does not start")
 
 
-def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "hub", *args])
+def _hub_argv(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "hub", *args]
 
 
-def _spawn_web(host: str, port: int, processes: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"{host}:{port}",
-            "--workers",
-            str(processes),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "4",
-            "--access-logfile",
-            "-",
-            "--no-control-socket",
-            "hub.app:create_app()",
-        ]
-    )
+def _web_argv(host: str, port: int, processes: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(processes),
+        "--worker-class",
+        "gthread",
+        "--threads",
+        "4",
+        "--access-logfile",
+        "-",
+        "--no-control-socket",
+        "hub.app:create_app()",
+    ]
 
 
-def _supervise(children: dict[str, subprocess.Popen[bytes]], *, restart: bool) -> None:
-    """Wait on the children; stop them all on SIGINT/SIGTERM; restart a crashed worker."""
-    stopping = False
+class _Companion:
+    """``hub worker``'s cron scheduler: a child process, started again when it died."""
 
-    def stop(_sig: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+    def __init__(self, args: list[str]) -> None:
+        self.argv = _hub_argv(args)
+        self.proc: subprocess.Popen[bytes] | None = None
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        while not stopping:
-            time.sleep(0.5)
-            for name, proc in list(children.items()):
-                code = proc.poll()
-                if code is None:
-                    continue
-                if restart and name.startswith("worker"):
-                    click.echo(f"{name} exited with {code}; starting a new one", err=True)
-                    children[name] = _spawn(["worker", "--no-scheduler"])
-                else:
-                    click.echo(f"{name} exited with {code}; stopping", err=True)
-                    stopping = True
-    finally:
-        for proc in children.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in children.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv)
+
+    def keep_alive(self) -> None:
+        if self.proc is None or self.proc.poll() is None:
+            return
+        click.echo(f"the scheduler exited with {self.proc.returncode}; starting it again", err=True)
+        self.start()
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        deadline = time.monotonic() + 10
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def _safe(url: str) -> str:

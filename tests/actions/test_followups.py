@@ -8,15 +8,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rq import SimpleWorker
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
 from hub.models import ActionRun, Profile, RuleFiring
-from hub.queue import ACTIONS_QUEUE, ALL_QUEUES, queue
+from hub.queue import ACTIONS_QUEUE, queue
 from hub.runtime import Runtime
 from hub.worker.dispatch import job_key
 from hub.worker.drain import drain_pending
+from hub.worker.process import build_worker
 from tests.conftest import hub_env, start_hub, stop_hub, wait_until
 from tests.rules.test_language import fact, post, profile, use_rules
 
@@ -35,8 +35,7 @@ rules:
 
 def run_due(rt: Runtime) -> None:
     """A burst worker with RQ's scheduler: enqueues the jobs that are due, then runs them."""
-    worker = SimpleWorker([queue(q, rt.redis) for q in ALL_QUEUES], connection=rt.redis)
-    worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
+    build_worker(rt).work(burst=True, with_scheduler=True, logging_level="WARNING")
 
 
 def scheduled(rt: Runtime) -> list[str]:
