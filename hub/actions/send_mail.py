@@ -8,12 +8,15 @@ Its ledger is the ``messages`` row of its key.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from jinja2 import TemplateNotFound
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from hub import runtime
@@ -29,6 +32,10 @@ from hub.rules.actions import ActionSpec, Raised, Shown
 from hub.runtime import Runtime
 from hub.templates import compile_error, file_compile_error, file_environment, render_string
 from hub.times import utcnow
+
+# After delivery the outcome is known: recording it is retried on a new connection.
+RECORD_ATTEMPTS = 5
+RECORD_PAUSE = 0.2  # seconds, doubled each attempt
 
 
 class SendMailParams(BaseModel):
@@ -136,13 +143,18 @@ def send_mail(
             raise  # nothing was accepted: RQ's Retry sends it again
         return "failed"
     except DeliveryUnknown as exc:  # the relay may have the mail: never send it again
-        with rt.db.session() as session:
+        error = f"{exc}; not resent to avoid a duplicate"
+
+        def record_unknown(session: Session) -> None:
             row = _message(session, message.id)
             row.status = MessageStatus.UNKNOWN.value
-            row.error = f"{exc}; not resent to avoid a duplicate"
-            settle(session, job_key, "send_mail", ActionStatus.UNKNOWN, row.error)
+            row.error = error
+            settle(session, job_key, "send_mail", ActionStatus.UNKNOWN, error)
+
+        _record(rt, record_unknown)
         return "outcome unknown"
-    with rt.db.session() as session:
+
+    def record_sent(session: Session) -> None:
         row = _message(session, message.id)
         row.status = MessageStatus.SENT.value
         row.sent_at = utcnow()
@@ -156,17 +168,40 @@ def send_mail(
             rule_name=rule_name,
             session=session,
         )
+
+    _record(rt, record_sent)
     return "sent"
+
+
+def _record(rt: Runtime, write: Callable[[Session], None]) -> None:
+    """Commit what the relay's answer told, on a new connection if the one in use was cut.
+
+    Once the relay has answered, the outcome is known: losing it to a dropped connection
+    (``pg_terminate_backend``, a failover) would leave the row ``sending``, and the rerun
+    would have to record ``unknown`` a mail that was sent.
+    """
+    for attempt in range(RECORD_ATTEMPTS):
+        try:
+            with rt.db.session() as session:
+                write(session)
+            return
+        except DBAPIError as exc:
+            if not exc.connection_invalidated or attempt == RECORD_ATTEMPTS - 1:
+                raise
+            time.sleep(RECORD_PAUSE * 2**attempt)
 
 
 def _mark_failed(rt: Runtime, message_id: int, error: str, job_key: str | None) -> None:
     """The message failed; given ``job_key``, for good (the action is settled ``failed``)."""
-    with rt.db.session() as session:
+
+    def record_failed(session: Session) -> None:
         row = _message(session, message_id)
         row.status = MessageStatus.FAILED.value
         row.error = error
         if job_key is not None:
             settle(session, job_key, "send_mail", ActionStatus.FAILED, error)
+
+    _record(rt, record_failed)
 
 
 def _message(session: Session, message_id: int) -> Message:

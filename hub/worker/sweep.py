@@ -117,13 +117,7 @@ def _planned(rt: Runtime, cutoff: datetime, after: tuple[datetime, str] | None) 
 def _without_live_job(rt: Runtime, rows: Sequence[Any]) -> tuple[list[Lost], list[Any]]:
     """Split planned actions: those no live job carries, and those whose own job ended."""
     ids = sorted({r.job_id for r in rows} | {r.batch_job for r in rows if r.batch_job})
-    with rt.redis.pipeline(transaction=False) as pipe:
-        for job_id in ids:
-            pipe.hget(Job.key_for(job_id), "status")
-        statuses = {
-            job_id: (raw.decode() if raw else None)
-            for job_id, raw in zip(ids, pipe.execute(), strict=True)
-        }
+    statuses = _job_statuses(rt, ids)
     lost: list[Lost] = []
     finished: list[Any] = []
     for row in rows:
@@ -151,6 +145,35 @@ def _without_live_job(rt: Runtime, rows: Sequence[Any]) -> tuple[list[Lost], lis
             )
         )
     return lost, finished
+
+
+def _job_statuses(rt: Runtime, ids: Sequence[str]) -> dict[str, str | None]:
+    """Each job's RQ status; ``None`` for a job Redis lost, or one ``queued`` in no queue.
+
+    A worker takes a job off its queue (LPOP) before it marks it started: one that died or
+    lost Redis in between leaves the job ``queued`` in no queue and no registry, and nobody
+    will ever run it (a Redis restarted from its AOF keeps it that way). Its actions are
+    lost as surely as if Redis had lost the job.
+    """
+    with rt.redis.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.hmget(Job.key_for(job_id), ["status", "origin"])
+        fields = pipe.execute()
+    statuses: dict[str, str | None] = {}
+    origins: dict[str, str] = {}
+    for job_id, (status, origin) in zip(ids, fields, strict=True):
+        statuses[job_id] = status.decode() if status else None
+        if statuses[job_id] == "queued" and origin:
+            origins[job_id] = origin.decode()
+    if origins:
+        with rt.redis.pipeline(transaction=False) as pipe:
+            for job_id, name in origins.items():
+                pipe.lpos(queue(name, rt.redis).key, job_id)
+            positions = pipe.execute()
+        for job_id, position in zip(origins, positions, strict=True):
+            if position is None:
+                statuses[job_id] = None  # taken off its queue and never started
+    return statuses
 
 
 def _settle_finished(rt: Runtime, rows: Sequence[Any]) -> int:

@@ -113,6 +113,29 @@ def test_actions_of_a_batch_in_the_failed_registry_are_enqueued_alone(
     assert count(hub_runtime, Message, Message.status == "sent") == 1
 
 
+def test_actions_of_a_batch_taken_off_its_queue_and_never_started_are_enqueued_alone(
+    hub_runtime: Runtime,
+) -> None:
+    """A worker popped the batch and lost Redis before marking it started (issue 11 faults).
+
+    Its job says ``queued`` but is in no queue and no registry, also after a restart from
+    the AOF: nobody will run it, so its actions are lost as if Redis had lost the job.
+    """
+    post(hub_runtime, order())
+    drain_pending()
+    batches = {j.id for name in ALL_QUEUES for j in queue(name, hub_runtime.redis).jobs}
+    assert batches
+    for job_id in batches:  # what the worker's BLPOP did; its status stays 'queued'
+        job = Job.fetch(job_id, connection=hub_runtime.redis)
+        hub_runtime.redis.lrem(queue(job.origin, hub_runtime.redis).key, 0, job_id)
+        assert job.get_status() == "queued"
+    keys = planned(hub_runtime)
+    assert recover_actions(hub_runtime, later()) == (len(keys), 0)
+    run_jobs(hub_runtime)
+    assert planned(hub_runtime) == []
+    assert count(hub_runtime, Message, Message.status == "sent") == 1
+
+
 def test_an_action_whose_own_job_gave_up_is_settled_failed_with_its_error(
     hub_runtime: Runtime,
 ) -> None:
