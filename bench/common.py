@@ -1,11 +1,14 @@
-"""What the benchmark scripts share: a database of their own, and a running ``hub serve``."""
+"""What the benchmark scripts share: a database of their own, a running ``hub serve`` and
+``hub worker``, and an SMTP server that records when each mail arrives."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -49,9 +52,8 @@ def bench_database(base_url: str | None, tmp: Path, label: str) -> Iterator[str]
         admin.dispose()
 
 
-@contextmanager
-def serve(settings: Settings, home: Path, processes: int = 2) -> Iterator[str]:
-    """Run ``hub serve`` on these settings; yield its base URL once ``/healthz`` answers."""
+def hub_env(settings: Settings, home: Path) -> dict[str, str]:
+    """The environment of a ``hub`` command on these settings (no other ``HUB_`` variable)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     env |= {
         "HUB_HOME": str(home),
@@ -60,6 +62,22 @@ def serve(settings: Settings, home: Path, processes: int = 2) -> Iterator[str]:
         "HUB_RULES_DIR": str(settings.rules_dir),
         "HUB_SECRET_KEY": settings.secret_key,
     }
+    if settings.smtp_url:
+        env["HUB_SMTP_URL"] = settings.smtp_url
+    return env
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve(settings: Settings, home: Path, processes: int = 2) -> Iterator[str]:
+    """Run ``hub serve`` on these settings; yield its base URL once ``/healthz`` answers."""
+    env = hub_env(settings, home)
     port = 18000 + os.getpid() % 1000
     web = subprocess.Popen(
         [sys.executable, "-m", "hub", "serve", "--port", str(port), "--processes", str(processes)],
@@ -83,6 +101,90 @@ def serve(settings: Settings, home: Path, processes: int = 2) -> Iterator[str]:
     finally:
         web.terminate()
         web.wait(20)
+
+
+@contextmanager
+def run_worker(settings: Settings, home: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``hub worker --no-scheduler`` on these settings, its output in ``log``; stop it after.
+
+    The caller waits for the worker to be ready (a first fact evaluated and its mail sent).
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "hub", "worker", "--no-scheduler"],
+            env=hub_env(settings, home),
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(5)
+
+
+class MailSink:
+    """A real SMTP server (aiosmtpd) on loopback that notes when each recipient's mail arrives.
+
+    The time is ``time.perf_counter()`` of this process when the relay has the whole message
+    (its ``DATA`` handler), the moment a real relay would take responsibility for it.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._arrived: dict[str, float] = {}
+        self._changed = threading.Condition()
+        self._controller: Any = None
+
+    @property
+    def url(self) -> str:
+        """The ``HUB_SMTP_URL`` of this server."""
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> MailSink:
+        from aiosmtpd.controller import Controller
+
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                now = time.perf_counter()
+                with sink._changed:
+                    for rcpt in envelope.rcpt_tos:
+                        sink._arrived.setdefault(rcpt.lower(), now)
+                    sink._changed.notify_all()
+                return "250 OK"
+
+        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._controller.stop()
+
+    def wait_for(self, rcpt: str, timeout: float) -> float | None:
+        """When the mail to ``rcpt`` arrived (``perf_counter``), or None after ``timeout`` s."""
+        deadline = time.perf_counter() + timeout
+        rcpt = rcpt.lower()
+        with self._changed:
+            while rcpt not in self._arrived:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    return None
+                self._changed.wait(left)
+            return self._arrived[rcpt]
+
+    @property
+    def count(self) -> int:
+        """How many recipients got a mail so far."""
+        with self._changed:
+            return len(self._arrived)
 
 
 def durable_engine_rate(engine: RuleEngine, docs: Sequence[dict[str, Any]]) -> tuple[float, int]:

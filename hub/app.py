@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from hub import api, config, public, runtime, soap
@@ -10,7 +11,7 @@ from hub.actions import ACTIONS
 from hub.config import Settings
 from hub.facts.ingest import Waker
 from hub.runtime import Runtime
-from hub.web import http_error
+from hub.web import database_unavailable, http_error
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -26,4 +27,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     public.init_app(app)
     soap.init_app(app)  # mounts the spyne WSGI app at /soap and /soap12
     app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(OperationalError, database_unavailable)
     return app

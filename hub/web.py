@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, abort, jsonify
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 # Row ids are 64-bit signed integers in both databases (PostgreSQL bigint, SQLite INTEGER).
@@ -24,6 +25,24 @@ def http_error(exc: HTTPException) -> Response:
     if exc.code == 413:
         message = "request body too large"
     return json_error(exc.code or 500, exc.name.lower().replace(" ", "_"), message)
+
+
+def database_unavailable(exc: OperationalError) -> Response:
+    """503 with ``Retry-After`` when the database connection failed under a request.
+
+    A connection cut by a restart, a failover or ``pg_terminate_backend`` is seen by the first
+    request that uses it; the pool drops it and the next request gets a new one. The caller
+    is told to send again (facts with a ``source_id`` are stored once however often they
+    come), never handed a 500 for what is the service's hiccup, not its input or a bug.
+    """
+    response = json_error(
+        503,
+        "database_unavailable",
+        "the database did not answer; nothing of this request was acknowledged: send it again"
+        " (facts with a source_id are stored once)",
+    )
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 def ids_in_range(_endpoint: str | None, values: dict[str, Any] | None) -> None:

@@ -36,3 +36,30 @@ def test_too_large_body_is_a_json_413(client: Any, auth: dict, settings: Any) ->
         "error": "request_entity_too_large",
         "message": "request body too large",
     }
+
+
+@pytest.mark.parametrize("backend", ["production"], indirect=True)
+def test_a_cut_database_connection_is_a_503_to_send_again_not_a_500(
+    client: Any, auth: dict, database_url: str
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    fact = {"type": "order.placed", "source_id": "o-1", "profile": {"email": "a@example.com"}}
+    assert client.post("/api/v1/facts", json=fact, headers=auth).status_code == 202
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:  # as a failover or an operator would
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    admin.dispose()
+    again = {**fact, "source_id": "o-2"}
+    cut = client.post("/api/v1/facts", json=again, headers=auth)
+    assert cut.status_code == 503, cut.get_json()
+    assert cut.get_json()["error"] == "database_unavailable"
+    assert cut.headers["Retry-After"] == "1"
+    assert "send it again" in cut.get_json()["message"]
+    resent = client.post("/api/v1/facts", json=again, headers=auth)  # a new connection
+    assert resent.status_code == 202, resent.get_json()
