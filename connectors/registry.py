@@ -30,6 +30,15 @@ class Registry:
     connectors: dict[str, type[Connector]]
     broken: dict[str, str]
 
+    @property
+    def names(self) -> frozenset[str]:
+        """Every installed connector's name, those that failed to load included.
+
+        Their sources are reserved for them (hub.apikeys): every integration is an instance
+        of one, broken or not.
+        """
+        return frozenset(self.connectors) | frozenset(self.broken)
+
     def get(self, name: str) -> type[Connector]:
         """The connector class called ``name``; :class:`UnknownConnector` names those installed."""
         try:

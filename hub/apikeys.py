@@ -70,21 +70,9 @@ def create_api_key(session: Session, name: str, sources: Sequence[str] | None = 
     return key
 
 
-def check_api_key(session: Session, key: str) -> ApiKey | None:
-    """The active key record for ``key``, or None.
-
-    Looked up by a short prefix, then compared digest to digest with ``hmac.compare_digest``
-    so the answer time does not tell how much of a guessed key was right.
-    """
-    key_digest = digest(key)
-    candidates = session.scalars(
-        select(ApiKey).where(ApiKey.prefix == key[:12], ApiKey.revoked_at.is_(None))
-    )
-    found = None
-    for candidate in candidates:
-        if hmac.compare_digest(candidate.key_hash, key_digest):
-            found = candidate
-    return found
+def check_api_key(session: Session, key: str) -> KeyRecord | None:
+    """The active key ``key`` is, or None: :func:`find_api_key` on the session's connection."""
+    return find_api_key(session.connection(), key)
 
 
 # built once: a request's key look-up is one statement
@@ -94,7 +82,11 @@ _ACTIVE_KEYS = select(ApiKey.id, ApiKey.name, ApiKey.key_hash, ApiKey.sources).w
 
 
 def find_api_key(connection: Connection, key: str) -> KeyRecord | None:
-    """:func:`check_api_key` for a request: one Core statement, no ORM session."""
+    """The active key ``key`` is, or None; one Core statement (every request makes it).
+
+    Looked up by a short prefix, then compared digest to digest with ``hmac.compare_digest``
+    so the answer time does not tell how much of a guessed key was right.
+    """
     key_digest = digest(key)
     found = None
     rows = connection.execute(_ACTIVE_KEYS, {"prefix": key[:12]})
@@ -102,11 +94,6 @@ def find_api_key(connection: Connection, key: str) -> KeyRecord | None:
         if hmac.compare_digest(key_hash, key_digest):
             found = KeyRecord(key_id, name, tuple(sources) if sources is not None else None)
     return found
-
-
-def record_of(key: ApiKey) -> KeyRecord:
-    """The :class:`KeyRecord` of a key's row."""
-    return KeyRecord(key.id, key.name, tuple(key.sources) if key.sources is not None else None)
 
 
 def source_refusal(key: KeyRecord, source: str, connectors: Collection[str]) -> str | None:

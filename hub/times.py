@@ -11,6 +11,21 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def in_utc_range(moment: datetime) -> bool:
+    """Whether an aware ``moment`` is an instant of the years 1 to 9999 in UTC.
+
+    ``0001-01-01T00:00:00+01:00`` is valid ISO 8601 but the last hour of year 0 in UTC:
+    Python cannot convert or compare it (``OverflowError``). A naive time is in range.
+    """
+    if moment.tzinfo is None:
+        return True
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
+
+
 def parse_time(value: Any) -> datetime | None:
     """A stored timestamp (ISO text or datetime) as an aware datetime, or None.
 
@@ -29,8 +44,6 @@ def parse_time(value: Any) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    try:
-        parsed.astimezone(UTC)
-    except OverflowError:
+    if not in_utc_range(parsed):
         return None
     return parsed

@@ -294,3 +294,16 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.1) -> bool:
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def cli_api_key(env: dict[str, str], name: str = "shop") -> str:
+    """``hub apikey create NAME`` as an operator runs it; the key is the last line it prints."""
+    created = subprocess.run(
+        [sys.executable, "-m", "hub", "apikey", "create", name],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return created.stdout.strip().splitlines()[-1]

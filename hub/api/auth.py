@@ -50,15 +50,6 @@ def require_api_key(view: F) -> F:
     return wrapped  # type: ignore[return-value]
 
 
-def installed_connectors() -> frozenset[str]:
-    """The names of the installed connectors, those that failed to load included.
-
-    Their sources are reserved: every configured integration is an instance of one of them.
-    """
-    found = registry()
-    return frozenset(found.connectors) | frozenset(found.broken)
-
-
 def forbidden_sources(facts: Iterable[_Sourced]) -> Response | None:
     """A 403 answer if the request's key may not post one of the facts' sources, else None.
 
@@ -66,7 +57,7 @@ def forbidden_sources(facts: Iterable[_Sourced]) -> Response | None:
     a validation error; nothing of the request is stored.
     """
     key: KeyRecord = g.api_key
-    connectors = installed_connectors()
+    connectors = registry().names
     errors = []
     for index, fact in enumerate(facts):
         why = source_refusal(key, fact.source, connectors)
@@ -85,7 +76,7 @@ def forbidden_sources(facts: Iterable[_Sourced]) -> Response | None:
 
 def forbidden_source(source: str) -> Response | None:
     """A 403 answer if the request's key may not post a fact of ``source``, else None."""
-    why = source_refusal(g.api_key, source, installed_connectors())
+    why = source_refusal(g.api_key, source, registry().names)
     if why is None:
         return None
     return json_error(403, "forbidden_source", why, field="source")

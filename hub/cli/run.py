@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 
 import click
 from sqlalchemy.engine import make_url
@@ -30,13 +28,13 @@ def worker(burst: bool, scheduler: bool) -> None:
     """
     settings = embedded(read_settings())
     _check_rules_or_exit(settings)
-    companion = _Companion(["scheduler", "--parent", str(os.getpid())])
+    companions = Supervisor(lambda message: click.echo(message, err=True))
     if scheduler and not burst:
-        companion.start()
+        companions.add("scheduler", _hub_argv(["scheduler", "--parent", str(os.getpid())]))
     try:
-        run_worker(settings, burst=burst, keep_alive=companion.keep_alive)
+        run_worker(settings, burst=burst, keep_alive=companions.restart_exited)
     finally:
-        companion.stop()
+        companions.stop()
 
 
 @click.command("scheduler")
@@ -157,34 +155,6 @@ def _web_argv(host: str, port: int, processes: int) -> list[str]:
         "--no-control-socket",
         "hub.app:create_app()",
     ]
-
-
-class _Companion:
-    """``hub worker``'s cron scheduler: a child process, started again when it died."""
-
-    def __init__(self, args: list[str]) -> None:
-        self.argv = _hub_argv(args)
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv)
-
-    def keep_alive(self) -> None:
-        if self.proc is None or self.proc.poll() is None:
-            return
-        click.echo(f"the scheduler exited with {self.proc.returncode}; starting it again", err=True)
-        self.start()
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        deadline = time.monotonic() + 10
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def _safe(url: str) -> str:

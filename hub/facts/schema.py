@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from hub.times import in_utc_range
+
 # Use ``fullmatch``: ``$`` also matches before a final line break ("order.placed\n").
 FACT_TYPE = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)+$")
 SOURCE = re.compile(r"^[a-z0-9_-]{1,64}$")
@@ -128,10 +130,8 @@ class FactIn(BaseModel):
             return None
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        try:  # "0001-01-01T00:00:00+01:00" is a valid ISO time, but before year 1 in UTC
-            value.astimezone(UTC)
-        except OverflowError:
-            raise ValueError("is outside the years 1 to 9999 once converted to UTC") from None
+        if not in_utc_range(value):
+            raise ValueError("is outside the years 1 to 9999 once converted to UTC")
         return value
 
 

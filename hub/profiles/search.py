@@ -23,7 +23,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -49,6 +49,7 @@ from hub.db import UNICODE_LOWER, Database
 from hub.exceptions import InputError
 from hub.facts.schema import FIELD_NAME
 from hub.models import Profile
+from hub.times import in_utc_range
 
 FIELDS_TTL = 60.0
 FIELDS_REFRESH_MIN = 2.0
@@ -216,9 +217,9 @@ def _clause(
             raise InputError("invalid_operator", f"{where}.operator", f"{name} has no LIKE")
         try:
             moment = datetime.fromisoformat(value)
-            if moment.tzinfo is not None:
-                moment.astimezone(UTC)  # OverflowError: before year 1 or after 9999 in UTC
-        except (ValueError, OverflowError):
+        except ValueError:
+            moment = None
+        if moment is None or not in_utc_range(moment):
             raise InputError(
                 "invalid_value",
                 f"{where}.value",

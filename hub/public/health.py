@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from hub import runtime
 from hub.models import Fact, FactStatus
-from hub.times import utcnow
+from hub.times import parse_time, utcnow
 
 bp = Blueprint("health", __name__)
 
@@ -77,11 +77,10 @@ def _oldest_pending_seconds(rt: runtime.Runtime) -> float | None:
             .order_by(Fact.id)
             .limit(1)
         )
-    if received is None:
+    at = parse_time(received)  # SQLite keeps no offset: the hub stores UTC
+    if at is None:
         return None
-    if received.tzinfo is None:  # SQLite keeps no offset: the hub stores UTC
-        received = received.replace(tzinfo=utcnow().tzinfo)
-    return max(0.0, (utcnow() - received).total_seconds())
+    return max(0.0, (utcnow() - at).total_seconds())
 
 
 def _workers_seen(connection: Redis) -> list[float]:

@@ -18,7 +18,7 @@ from spyne.server.wsgi import WsgiApplication
 
 from connectors.registry import registry
 from hub import runtime
-from hub.apikeys import check_api_key, record_of, source_refusal
+from hub.apikeys import find_api_key, source_refusal
 from hub.exceptions import InputError
 from hub.profiles.service import ProfileService
 from hub.soap.faults import fault_code, fault_text
@@ -29,12 +29,6 @@ from hub.soap.xmlguard import XmlGuard
 log = logging.getLogger(__name__)
 SOURCE = "soap"
 POSTS_FACTS = frozenset({"Profile_postFact"})  # scoped keys must be allowed the source soap
-
-
-def installed_connectors() -> frozenset[str]:
-    """The installed connectors' names: their sources are reserved (see hub.apikeys)."""
-    found = registry()
-    return frozenset(found.connectors) | frozenset(found.broken)
 
 
 class HubSoapApplication(Application):
@@ -70,14 +64,14 @@ def build(flask_app: Flask, soap_version: str = "1.1") -> XmlGuard:
                 faultcode="Client.MissingApiKey",
                 faultstring="ApiKey: send the SOAP header <ApiKey><key>...</key></ApiKey>",
             )
-        with db.session() as session:
-            record = check_api_key(session, key)
-            if record is None:
-                raise Fault(
-                    faultcode="Client.InvalidApiKey", faultstring="ApiKey: invalid or revoked key"
-                )
+        with db.engine.connect() as connection:
+            record = find_api_key(connection, key)
+        if record is None:
+            raise Fault(
+                faultcode="Client.InvalidApiKey", faultstring="ApiKey: invalid or revoked key"
+            )
         if ctx.descriptor.name in POSTS_FACTS:  # the facts it posts are of source "soap"
-            why = source_refusal(record_of(record), SOURCE, installed_connectors())
+            why = source_refusal(record, SOURCE, registry().names)
             if why is not None:
                 raise Fault(faultcode="Client.SourceNotAllowed", faultstring=f"source: {why}")
         ctx.udc = ProfileService(db, settings, rt.redis, SOURCE)

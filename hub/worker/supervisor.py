@@ -178,6 +178,18 @@ class Supervisor:
                 self.say(f"{child.name} exited with {code}; starting it again in {delay:.0f} s")
         return 0
 
+    def restart_exited(self) -> None:
+        """Start again at once every child that exited: for a caller that looks rarely.
+
+        ``hub worker`` calls it at each maintenance round (every 30 s) for its scheduler;
+        :meth:`run` is the watch with a backoff.
+        """
+        for child in self.children.values():
+            if child.proc is not None and not child.running:
+                self.say(f"{child.name} exited with {child.proc.returncode}; starting it again")
+                child.signal_group(signal.SIGKILL)  # whatever it left running
+                child.start()
+
     def stop(self) -> None:
         """Stop every child and all it started: SIGTERM, then SIGKILL for what remains.
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import _postgres_database
+from tests.conftest import _postgres_database, cli_api_key
 from tests.faults.background import Background, body_of, run_last, scenario_name
 from tests.faults.observe import DOMAIN, FactClient, Probe
 from tests.faults.scenario import FIGURES, FaultHub
@@ -36,7 +36,6 @@ from tests.faults.services import (
     MailSink,
     RedisServer,
     Teardown,
-    create_api_key,
     wait_for_web,
     wait_for_workers,
     write_rules,
@@ -102,7 +101,7 @@ def hub_factory(
         if start_workers:
             for worker in workers:
                 procs.start_worker(worker)
-        key = create_api_key(env)  # while the processes start
+        key = cli_api_key(env, "faults")  # while the processes start
         hub = FaultHub(
             name=name,
             root=root,

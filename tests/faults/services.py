@@ -314,19 +314,6 @@ class HubProcesses:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def create_api_key(env: dict[str, str]) -> str:
-    """``hub apikey create``: the key is the last line it prints."""
-    done = subprocess.run(
-        [sys.executable, "-m", "hub", "apikey", "create", "faults"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip().splitlines()[-1]
-
-
 def wait_for_workers(
     redis: RedisServer, count: int, procs: HubProcesses, timeout: float = 60
 ) -> None:
