@@ -4,10 +4,12 @@ from connectors.base import (
     ConfigField,
     Connector,
     ContractExample,
+    Delivered,
     FieldKind,
     MemoryStateStore,
     Page,
     StateStore,
+    WebhookAnswer,
     WebhookRequest,
 )
 from connectors.exceptions import (
@@ -28,6 +30,7 @@ __all__ = [
     "Connector",
     "ConnectorError",
     "ContractExample",
+    "Delivered",
     "FieldKind",
     "MemoryStateStore",
     "NotSupported",
@@ -37,5 +40,6 @@ __all__ = [
     "RemoteUnavailable",
     "SignatureInvalid",
     "StateStore",
+    "WebhookAnswer",
     "WebhookRequest",
 ]

@@ -100,6 +100,28 @@ class WebhookRequest:
             raise PayloadInvalid("", f"body is not valid JSON: {exc}") from None
 
 
+@dataclass(frozen=True)
+class WebhookAnswer:
+    """What the hub answers a remote's request, when the connector shapes it itself.
+
+    ``body`` is JSON data (``None``: an empty body). A remote that expects its own format (Adobe
+    Commerce's ``{"op": "success"}``), an echo for a validation challenge or an empty 200 for a
+    ping are answers; the hub sends them as they are.
+    """
+
+    status: int = 200
+    body: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """One fact of a delivery as the hub stored it: its id, ``accepted`` or ``duplicate``."""
+
+    id: int
+    status: str
+
+
 @dataclass
 class Page:
     """One page of pulled changes and the cursor to resume after it (``None``: unchanged)."""
@@ -150,7 +172,10 @@ class ContractExample:
     ``sign(body, content_type)`` returns a request that carries ``body`` correctly signed for
     ``config``; ``webhooks`` are signed requests that must each parse into facts;
     ``malformed`` are (body, content type) pairs that, signed, must be refused as invalid;
-    ``forged`` are requests ``verify`` must refuse (by default: each webhook, headers removed).
+    ``forged`` are requests ``verify`` must refuse (by default: each webhook, headers removed);
+    ``empty`` are signed, valid deliveries that carry no fact (a ping, an event the connector
+    ignores); ``handshakes`` are the remote's setup requests (a subscription's validation) that
+    :meth:`Connector.handshake` must answer without any fact.
     """
 
     config: dict[str, Any]
@@ -158,6 +183,8 @@ class ContractExample:
     webhooks: list[WebhookRequest] = field(default_factory=list)
     malformed: list[tuple[bytes, str]] = field(default_factory=list)
     forged: list[WebhookRequest] = field(default_factory=list)
+    empty: list[WebhookRequest] = field(default_factory=list)
+    handshakes: list[WebhookRequest] = field(default_factory=list)
 
 
 class Connector(ABC):
@@ -261,9 +288,38 @@ class Connector(ABC):
         """The facts a verified request carries; :class:`PayloadInvalid` names a bad field.
 
         Give every fact a ``source_id`` derived from the delivery (or the record's version),
-        so that a replayed delivery becomes a duplicate fact rather than a second one.
+        so that a replayed delivery becomes a duplicate fact rather than a second one. A valid
+        delivery that carries nothing the hub keeps (a ping, an ignored event) gives ``[]``.
         """
         raise NotSupported(f"{self.name} does not accept webhooks")
+
+    def handshake(self, request: WebhookRequest) -> WebhookAnswer | None:
+        """The answer to a remote's setup request (a subscription's validation), or ``None``.
+
+        Called before :meth:`verify`, because such requests are often unsigned: recognise them
+        narrowly (an empty body, a challenge parameter) and answer without storing anything.
+        ``None``, the default, means a delivery: it is verified and parsed.
+        """
+        return None
+
+    def answer(self, request: WebhookRequest, delivered: list[Delivered]) -> WebhookAnswer | None:
+        """The answer once the delivery's facts are committed; ``None``: the hub's own.
+
+        The hub's own is 200 with ``{"facts": [{"id", "status"}]}``. Override for a remote
+        that expects its own format.
+        """
+        return None
+
+    def answer_invalid(
+        self, request: WebhookRequest, error: PayloadInvalid
+    ) -> WebhookAnswer | None:
+        """The answer to a signed delivery ``parse`` refused; ``None``: the hub's 400.
+
+        The hub records the refusal (log and the instance's last error) whatever the answer.
+        Override when a remote treats any non-success answer as a reason to abort its own work
+        (Adobe Commerce's required hooks abort a checkout).
+        """
+        return None
 
     # -- pull ----------------------------------------------------------------------------
 

@@ -39,6 +39,10 @@ class Registry:
         """
         return frozenset(self.connectors) | frozenset(self.broken)
 
+    def broken_reason(self, name: str) -> str | None:
+        """Why the connector ``name`` failed to load, or ``None`` (loaded, or not installed)."""
+        return self.broken.get(name)
+
     def get(self, name: str) -> type[Connector]:
         """The connector class called ``name``; :class:`UnknownConnector` names those installed."""
         try:

@@ -195,6 +195,35 @@ class ConnectorContract:
                 built.parse(request)
             assert isinstance(caught.value.field, str)
 
+    def test_valid_deliveries_without_facts_parse_into_none(
+        self, connector_class: type[Connector], example: ContractExample
+    ) -> None:
+        """Each ``empty`` example (a ping, an ignored event) verifies and parses into no fact."""
+        built = self._push(connector_class, example)
+        if not example.empty:
+            pytest.skip("no empty examples")
+        for request in example.empty:
+            assert built.handshake(request) is None
+            built.verify(request)
+            assert built.parse(request) == []
+
+    def test_setup_requests_are_answered_without_facts(
+        self, connector_class: type[Connector], example: ContractExample
+    ) -> None:
+        """Each ``handshakes`` example gets an answer from ``handshake``; deliveries get none.
+
+        A handshake is answered before any signature check, so it must be recognised narrowly:
+        no signed example webhook may be taken for one.
+        """
+        built = self._push(connector_class, example)
+        for request in example.webhooks:
+            assert built.handshake(request) is None, "a delivery was taken for a handshake"
+        if not example.handshakes:
+            pytest.skip("no handshake examples")
+        for request in example.handshakes:
+            answer = built.handshake(request)
+            assert answer is not None and 200 <= answer.status < 300
+
     # -- pull ----------------------------------------------------------------------------
 
     def test_streams_are_well_named(

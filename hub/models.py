@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -25,11 +26,24 @@ from hub.times import utcnow
 
 
 class ProfileStatus(enum.StrEnum):
-    """Consent state of a contact; only ``subscribed`` profiles get marketing mail."""
+    """Consent state of a contact; only ``subscribed`` profiles get marketing mail.
 
+    ``unconfirmed`` is "no consent known": the state of every profile a source creates without
+    stating consent (hub.profiles.consent). Transactional mail goes to it; marketing does not.
+    """
+
+    UNCONFIRMED = "unconfirmed"
     SUBSCRIBED = "subscribed"
     UNSUBSCRIBED = "unsubscribed"
     BOUNCED = "bounced"
+
+
+class ConsentOutcome(enum.StrEnum):
+    """What a consent statement did to the profile's status."""
+
+    APPLIED = "applied"  # the status changed to what was stated
+    UNCHANGED = "unchanged"  # it was that already
+    IGNORED = "ignored"  # not enough to change it (see ``reason``): a plain sync's opt-in
 
 
 class FactStatus(enum.StrEnum):
@@ -105,7 +119,7 @@ class Profile(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     # Stored lower-cased: the unique index makes email case-insensitive on every database.
     email: Mapped[str | None] = mapped_column(String(320), unique=True)
-    status: Mapped[str] = mapped_column(String(20), default=ProfileStatus.SUBSCRIBED.value)
+    status: Mapped[str] = mapped_column(String(20), default=ProfileStatus.UNCONFIRMED.value)
     fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -312,3 +326,52 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
     sources: Mapped[list[str] | None] = mapped_column(JSON)
+
+
+class ConsentEvent(Base):
+    """One statement of marketing consent about a profile, with its proof: the consent ledger.
+
+    Every statement is kept, applied or not, so that the hub can show who said what, when and
+    on what evidence (GDPR art. 7(1): the controller must be able to demonstrate consent).
+    The rows go with the profile when it is deleted (erasure).
+    """
+
+    __tablename__ = "consent_events"
+    __table_args__ = (Index("ix_consent_events_profile", "profile_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"))
+    fact_id: Mapped[int | None] = mapped_column(ForeignKey("facts.id", ondelete="SET NULL"))
+    source: Mapped[str] = mapped_column(String(200))  # a fact source, an API, ``rule:<name>``
+    stated: Mapped[str] = mapped_column(String(20))  # subscribed, unsubscribed, bounced, ...
+    explicit: Mapped[bool] = mapped_column(Boolean, default=False)
+    status_before: Mapped[str] = mapped_column(String(20))
+    status_after: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    proof: Mapped[str] = mapped_column(Text)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    stated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The entry as the API and the timeline show it."""
+        return {
+            "id": self.id,
+            "fact_id": self.fact_id,
+            "source": self.source,
+            "stated": self.stated,
+            "explicit": self.explicit,
+            "status_before": self.status_before,
+            "status_after": self.status_after,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "proof": self.proof,
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+            "evidence": dict(self.evidence or {}),
+            "stated_at": self.stated_at.isoformat() if self.stated_at else None,
+            "recorded_at": self.recorded_at.isoformat() if self.recorded_at else None,
+        }

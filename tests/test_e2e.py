@@ -33,7 +33,11 @@ def order(i: int | str, email: str = "ann@example.com", total: int = 80) -> dict
         "type": "order.placed",
         "source": "shop",
         "source_id": f"order-{i}",
-        "profile": {"email": email, "fields": {"first_name": "Ann"}},
+        "profile": {
+            "email": email,
+            "fields": {"first_name": "Ann"},
+            "consent": {"status": "subscribed", "proof": "opted in at checkout"},
+        },
         "data": {"total": total, "order_id": str(i)},
     }
 

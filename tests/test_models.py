@@ -84,7 +84,7 @@ def test_profile_dict_is_the_same_from_an_object_or_a_plain_row(hub_runtime: Run
             ).where(Profile.id == profile_id)
         ).one()
     assert profile_dict(row, {"magento": "42"}) == from_object
-    assert from_object["email"] == "ann@example.com" and from_object["status"] == "subscribed"
+    assert from_object["email"] == "ann@example.com" and from_object["status"] == "unconfirmed"
     assert from_object["fields"] == {"name": "Ann", "n": 2**70}
     assert from_object["tags"] == ["vip"] and from_object["external_ids"] == {"magento": "42"}
     created = datetime.fromisoformat(from_object["created_at"])

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.facts.schema import FactIn
-from hub.models import ExternalId, Profile
+from hub.models import ExternalId, Profile, ProfileStatus
+from hub.profiles.consent import decide, statement_of_ref
 from hub.rules.conditions import (
     Context,
     StaticContext,
@@ -40,13 +41,20 @@ def profile_dict(
     return {
         "id": given.get("id"),
         "email": given.get("email", ref.get("email")),
-        "status": given.get("status") or ref.get("status") or "subscribed",
+        "status": _status(given.get("status"), ref),
         "fields": fields,
         "tags": list(given.get("tags") or []),
         "external_ids": dict(given.get("external_ids") or ref.get("external_ids") or {}),
         "created_at": given.get("created_at") or now.isoformat(),
         "updated_at": given.get("updated_at") or now.isoformat(),
     }
+
+
+def _status(given: str | None, ref: dict[str, Any]) -> str:
+    """The status the hub would give: the given one (else unconfirmed), then ref's consent."""
+    before = given or ProfileStatus.UNCONFIRMED.value
+    statement = statement_of_ref(ref, source="simulation", fact_id=None, occurred_at=None)
+    return before if statement is None else decide(before, statement).after
 
 
 def stored_profile(session: Session, ref: dict[str, Any]) -> dict[str, Any] | None:

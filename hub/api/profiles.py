@@ -124,6 +124,7 @@ def create_profile() -> Any:
         _list(data, "tags"),
         data.get("status"),
         data.get("external_ids"),
+        data.get("consent"),
     )
     return jsonify(profile), 201
 
@@ -190,6 +191,21 @@ def change_tags(profile_id: int) -> Any:
 def unsubscribe(profile_id: int) -> Any:
     """Withdraw the profile's consent (``Profile_unsubscribe``); answers the profile."""
     return jsonify(service().unsubscribe(profile_id))
+
+
+@bp.get("/<int:profile_id>/consent")
+@require_api_key
+def consent_ledger(profile_id: int) -> Any:
+    """The profile's consent ledger, newest first: every statement, its proof and outcome."""
+    svc = service()
+    return jsonify({"profile_id": profile_id, "consent": svc.consent_ledger(profile_id)})
+
+
+@bp.post("/<int:profile_id>/consent")
+@require_api_key
+def set_consent(profile_id: int) -> Any:
+    """State consent with its proof: ``{"status", "proof", "explicit", "at", "ip", ...}``."""
+    return jsonify(service().set_consent(profile_id, body("status", "proof")))
 
 
 @bp.delete("/<int:profile_id>")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hub.cli import apikeys, connectors, db, rules, run
+from hub.cli import apikeys, connectors, consent, db, rules, run
 
 
 @click.group()
@@ -21,5 +21,6 @@ for command in (
     apikeys.apikey,
     rules.rules,
     connectors.connectors,
+    consent.consent,
 ):
     main.add_command(command)

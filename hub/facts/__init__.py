@@ -6,6 +6,6 @@
 
 from __future__ import annotations
 
-from hub.facts.schema import FactIn, ProfileRef
+from hub.facts.schema import ConsentIn, FactIn, ProfileRef
 
-__all__ = ["FactIn", "ProfileRef"]
+__all__ = ["ConsentIn", "FactIn", "ProfileRef"]

@@ -71,6 +71,20 @@ class ProfileUnsubscribed(OwnFact):
     previous_status: str
 
 
+class ProfileSubscribed(OwnFact):
+    """Marketing consent given, by a source's statement (hub.profiles.consent), with its proof.
+
+    ``previous_status`` is the status before (``unconfirmed`` for a first consent); ``explicit``
+    whether the source said the contact opted in just now.
+    """
+
+    TYPE = "profile.subscribed"
+    previous_status: str
+    source: str
+    explicit: bool
+    proof: str
+
+
 class ProfileResubscribed(OwnFact):
     """Marketing consent given again; ``previous_status`` is the status before."""
 
@@ -95,6 +109,7 @@ OWN_FACTS: dict[str, type[OwnFact]] = {
         ProfileTagged,
         ProfileDeleted,
         ProfileUnsubscribed,
+        ProfileSubscribed,
         ProfileResubscribed,
         MailSent,
     )

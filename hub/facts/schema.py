@@ -32,15 +32,76 @@ MAX_FIELD_ITEMS = 100  # values in a list-valued custom field
 MAX_DEPTH = 32
 
 
+MAX_EVIDENCE = 20  # named pieces of proof a consent statement may carry besides its own fields
+EvidenceValue = str | int | float | bool | None
+
+
+class ConsentIn(BaseModel):
+    """A source's statement of marketing consent, with what proves it.
+
+    ``subscribed`` from a plain sync (a shop's flag read as it is now) gives consent to a
+    profile that had none (``unconfirmed``), never back to an ``unsubscribed`` or ``bounced``
+    one: that takes ``explicit``, a statement that the contact opted in just now (a vendor's
+    opt-in flag that changed to yes, a confirmed form, an API call that says so). A withdrawal
+    (``unsubscribed``) always applies. Every statement is kept in the profile's consent ledger
+    (``hub.profiles.consent``), applied or not.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["subscribed", "unsubscribed"]
+    explicit: bool = False
+    proof: str = Field(min_length=1, max_length=2000)  # the vendor's flag, or the text shown
+    at: datetime | None = None  # when it was given; the fact's ``occurred_at`` by default
+    ip: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=1000)
+    evidence: dict[str, EvidenceValue] = Field(default_factory=dict)
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        if not in_utc_range(value):
+            raise ValueError("is outside the years 1 to 9999 once converted to UTC")
+        return value
+
+    @field_validator("evidence")
+    @classmethod
+    def _evidence(cls, value: dict[str, EvidenceValue]) -> dict[str, EvidenceValue]:
+        if len(value) > MAX_EVIDENCE:
+            raise ValueError(f"at most {MAX_EVIDENCE} entries")
+        for key, item in value.items():
+            if not FIELD_NAME.fullmatch(key):
+                raise ValueError(f"{key!r}: a name is a letter or _, then letters, digits, _")
+            if isinstance(item, str) and len(item) > MAX_FIELD_TEXT:
+                raise ValueError(f"{key!r}: at most {MAX_FIELD_TEXT} characters")
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"{key!r}: a number must be finite")
+        return value
+
+
 class ProfileRef(BaseModel):
-    """Who the fact is about: an email, ids in other systems, or both."""
+    """Who the fact is about: an email, ids in other systems, or both.
+
+    ``status`` is the older way to state consent: ``subscribed`` or ``unsubscribed`` there is
+    read as a :class:`ConsentIn` (not explicit, proof ``profile.status``); ``bounced`` marks the
+    address as bouncing. A source that states nothing leaves consent as it is; a profile it
+    creates is ``unconfirmed``.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     email: str | None = Field(default=None, max_length=320)
     external_ids: dict[str, str] = Field(default_factory=dict)
     status: Literal["subscribed", "unsubscribed", "bounced"] | None = None
+    consent: ConsentIn | None = None
     fields: dict[str, Any] = Field(default_factory=dict)
+    # False: about a contact the hub may already know, never a reason to create one (a record
+    # deleted in a source, an import in update-only mode); unknown, the fact acts on nobody
+    create: bool = True
 
     @field_validator("fields")
     @classmethod
@@ -77,7 +138,17 @@ class ProfileRef(BaseModel):
     def _identifies_someone(self) -> ProfileRef:
         if not self.email and not self.external_ids:
             raise ValueError("needs an email or at least one external id")
+        if self.consent is not None and self.status is not None:
+            raise ValueError("state consent once: in consent or in status, not both")
         return self
+
+    def consent_statement(self) -> ConsentIn | None:
+        """The consent this reference states, from ``consent`` or the older ``status``."""
+        if self.consent is not None:
+            return self.consent
+        if self.status in ("subscribed", "unsubscribed"):
+            return ConsentIn(status=self.status, proof="profile.status")
+        return None
 
 
 class FactIn(BaseModel):

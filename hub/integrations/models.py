@@ -10,7 +10,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.models import Base
@@ -114,3 +114,37 @@ class ConnectorRun(Base):
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+class RefusedDelivery(Base):
+    """A signed webhook delivery the connector could not parse, kept whole for an operator.
+
+    A remote that is answered "success" anyway (Adobe Commerce: a refusal must not abort a
+    checkout) would otherwise lose the delivery without a trace. The body is kept as received
+    so that, once the cause is fixed, it can be posted again.
+    """
+
+    __tablename__ = "refused_deliveries"
+    __table_args__ = (Index("ix_refused_deliveries_instance", "instance_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    instance_id: Mapped[int] = mapped_column(
+        ForeignKey("connector_instances.id", ondelete="CASCADE")
+    )
+    field: Mapped[str | None] = mapped_column(String(255))
+    message: Mapped[str] = mapped_column(Text)
+    content_type: Mapped[str | None] = mapped_column(String(255))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The refusal as the API shows it (the body as text, undecodable bytes replaced)."""
+        return {
+            "id": self.id,
+            "field": self.field,
+            "message": self.message,
+            "content_type": self.content_type,
+            "size": len(self.body),
+            "body": self.body[:65536].decode("utf-8", "replace"),
+            "received_at": _iso(self.received_at),
+        }

@@ -30,7 +30,7 @@ def resolve_profiles(session: Session, refs: Sequence[dict[str, Any]]) -> list[P
     for ref in refs:
         profile = _find(ref, by_email, by_ext)
         if profile is None:  # only external ids, never seen before: a profile without email
-            status = ref.get("status") or ProfileStatus.SUBSCRIBED.value
+            status = ProfileStatus.UNCONFIRMED.value  # consent is applied by its statement
             profile = Profile(email=None, status=status, fields={}, tags=[])
             session.add(profile)
             session.flush()
@@ -70,7 +70,7 @@ def resolve_profile_rows(
     refs: Sequence[dict[str, Any]],
     *,
     fields_before: dict[int, dict[str, Any]],
-) -> list[ProfileRow]:
+) -> list[ProfileRow | None]:
     """:func:`resolve_profiles` for a batch of facts, with plain rows and bulk statements.
 
     ``fields_before`` receives the fields of each profile that existed already, by id, as they
@@ -79,7 +79,8 @@ def resolve_profile_rows(
 
     Same rules as :func:`resolve_profiles`: a known external id wins over the email, unknown
     external ids are attached, the references' fields are merged (one bulk ``UPDATE`` for the
-    profiles they changed).
+    profiles they changed). A reference with ``create: false`` that names nobody known gets
+    ``None``.
     """
     emails, pairs = _keys(refs)
     by_email, by_ext = _lookup_rows(session, emails, pairs)
@@ -87,12 +88,15 @@ def resolve_profile_rows(
         fields_before[found.id] = dict(found.fields or {})
     if _insert_new(session, refs, by_email, by_ext):
         by_email, by_ext = _lookup_rows(session, emails, pairs)
-    rows: list[ProfileRow] = []
+    rows: list[ProfileRow | None] = []
     changed: dict[int, ProfileRow] = {}
     for ref in refs:
         row = _find(ref, by_email, by_ext)
+        if row is None and ref.get("create") is False:
+            rows.append(None)  # nobody known, and the fact may not create anyone
+            continue
         if row is None:  # only external ids, never seen before: a profile without email
-            row = _insert_without_email(session, ref.get("status"))
+            row = _insert_without_email(session)
         rows.append(row)
         for source, ext_id in (ref.get("external_ids") or {}).items():
             row.external_ids.setdefault(source, ext_id)
@@ -130,8 +134,12 @@ def _insert_new(
     """Insert a profile for each new email (``ON CONFLICT DO NOTHING``); True if any was new."""
     new_emails: dict[str, str] = {}
     for ref in refs:
-        if _find(ref, by_email, by_ext) is None and ref.get("email"):
-            new_emails.setdefault(ref["email"], ref.get("status") or ProfileStatus.SUBSCRIBED.value)
+        if (
+            _find(ref, by_email, by_ext) is None
+            and ref.get("email")
+            and ref.get("create") is not False
+        ):
+            new_emails.setdefault(ref["email"], ProfileStatus.UNCONFIRMED.value)
     if new_emails:
         stmt = dialect_insert(session, Profile.__table__).on_conflict_do_nothing(
             index_elements=["email"]
@@ -195,8 +203,8 @@ def _lookup_rows(
     return by_email, by_ext
 
 
-def _insert_without_email(session: Session, status: str | None) -> ProfileRow:
-    values = _new_profile_row(None, status or ProfileStatus.SUBSCRIBED.value)
+def _insert_without_email(session: Session) -> ProfileRow:
+    values = _new_profile_row(None, ProfileStatus.UNCONFIRMED.value)
     profiles = cast(Table, Profile.__table__)
     new_id = session.execute(insert(profiles).returning(Profile.id), values).scalar_one()
     return ProfileRow(id=new_id, **values)

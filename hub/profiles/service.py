@@ -42,11 +42,13 @@ from hub.facts.schema import (
     EMAIL,
     FACT_TYPE,
     RESERVED_FIELDS,
+    ConsentIn,
     FactIn,
     ProfileRef,
     custom_field_error,
 )
-from hub.models import ExternalId, Fact, FactStatus, Profile, ProfileStatus
+from hub.models import ConsentOutcome, ExternalId, Fact, FactStatus, Profile, ProfileStatus
+from hub.profiles.consent import Statement, apply_statement, ledger, raised_fact
 from hub.profiles.resolve import merge_fields, resolve_profiles
 from hub.profiles.search import COLUMNS, FieldCatalog, Requirement, build_filter
 from hub.times import utcnow
@@ -138,16 +140,24 @@ class ProfileService:
         tags: Sequence[str] = (),
         status: str | None = None,
         external_ids: dict[str, str] | None = None,
+        consent: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Create a profile (fact ``profile.created``); ConflictError if the email is taken."""
+        """Create a profile (fact ``profile.created``); ConflictError if the email is taken.
+
+        Without ``status`` or ``consent`` the profile is ``unconfirmed``: no consent is known.
+        A ``status`` given here is the caller's statement (recorded in the consent ledger as
+        explicit, with the API as its source); ``consent`` states it with proof.
+        """
         fields = check_fields(fields or {})
         tags = check_tags(tags, "tags")
         email = check_email(email, "email")
-        status = check_status(status or ProfileStatus.SUBSCRIBED.value, "status")
+        if status is not None and consent is not None:
+            raise InputError("invalid_value", "consent", "give status or consent, not both")
+        statement = self._statement(status, consent, "create")
         with self._writing() as (session, facts):
             if session.scalar(select(Profile.id).where(Profile.email == email)) is not None:
                 raise ConflictError("email", f"a profile with email {email} exists already")
-            for source, ext_id in _build_ref(email, external_ids, status).external_ids.items():
+            for source, ext_id in _build_ref(email, external_ids).external_ids.items():
                 owner = session.scalar(
                     select(ExternalId.profile_id).where(
                         ExternalId.source == source, ExternalId.external_id == ext_id
@@ -158,7 +168,7 @@ class ProfileService:
                         f"external_ids.{source}",
                         f"the id {ext_id!r} of {source} belongs to profile {owner} already",
                     )
-            profile = self._create(session, facts, email, fields, tags, status, external_ids)
+            profile = self._create(session, facts, email, fields, tags, statement, external_ids)
             return profile.as_dict()
 
     def update_profiles(
@@ -236,19 +246,54 @@ class ProfileService:
             return profile.as_dict()
 
     def unsubscribe(self, profile_id: int) -> dict[str, Any]:
-        """Withdraw consent (fact ``profile.unsubscribed``); unsubscribing twice is harmless."""
+        """Withdraw consent (fact ``profile.unsubscribed``); unsubscribing twice is harmless.
+
+        Recorded in the consent ledger; a bounced address stays bounced.
+        """
+        statement = Statement(
+            stated=ProfileStatus.UNSUBSCRIBED.value,
+            source=self.source,
+            proof=f"unsubscribe call to the {self.source} API",
+            explicit=True,
+        )
         with self._writing() as (session, facts):
             profile = _load(session, profile_id, lock=True)
-            previous = profile.status
-            profile.status = ProfileStatus.UNSUBSCRIBED.value
-            self._fact(
-                session,
-                facts,
-                ProfileUnsubscribed(previous_status=previous),
-                profile,
-                status=ProfileStatus.UNSUBSCRIBED.value,
-            )
+            previous, decision = apply_statement(session, profile, statement)
+            if decision.outcome is not ConsentOutcome.IGNORED:  # asked twice: told twice
+                unsubscribed = ProfileUnsubscribed(previous_status=previous)
+                self._fact(session, facts, unsubscribed, profile)
             return profile.as_dict()
+
+    def set_consent(self, profile_id: int, consent: dict[str, Any]) -> dict[str, Any]:
+        """State consent for one profile with its proof; the ledger keeps it, applied or not.
+
+        ``consent`` is a :class:`~hub.facts.schema.ConsentIn` (``status``, ``proof``,
+        ``explicit``, ``at``, ``ip``, ``user_agent``, ``evidence``). Answers the profile and the
+        ledger entry the statement made.
+        """
+        statement = self._statement(None, consent, "consent")
+        assert statement is not None
+        with self._writing() as (session, facts):
+            profile = _load(session, profile_id, lock=True)
+            previous, decision = apply_statement(session, profile, statement)
+            raised = raised_fact(previous, statement, decision)
+            if raised is not None:
+                self._fact(session, facts, raised, profile)
+            return {
+                "profile": profile.as_dict(),
+                "consent": {
+                    "outcome": decision.outcome.value,
+                    "status_before": previous,
+                    "status_after": decision.after,
+                    "reason": decision.reason,
+                },
+            }
+
+    def consent_ledger(self, profile_id: int) -> list[dict[str, Any]]:
+        """The profile's consent ledger, newest first; NotFoundError for an unknown profile."""
+        with self.db.session() as session:
+            _load(session, profile_id)
+            return ledger(session, profile_id)
 
     def delete(self, profile_id: int) -> int:
         """Delete a profile; the ``profile.deleted`` fact is kept as the record of it.
@@ -342,11 +387,15 @@ class ProfileService:
         email: str,
         fields: dict[str, Any],
         tags: Sequence[str],
-        status: str | None,
+        statement: Statement | None,
         external_ids: dict[str, str] | None,
     ) -> Profile:
-        ref = _build_ref(email, external_ids, status)
+        ref = _build_ref(email, external_ids)
         (profile,) = resolve_profiles(session, [ref.model_dump(exclude_none=True)])
+        raised = None
+        if statement is not None:
+            previous, decision = apply_statement(session, profile, statement)
+            raised = raised_fact(previous, statement, decision)
         merge_fields(profile, fields)
         if tags:
             profile.tags = list(dict.fromkeys([*(profile.tags or []), *tags]))
@@ -354,7 +403,40 @@ class ProfileService:
         self.catalog.learn(list(fields))
         created = ProfileCreated(fields=fields, changed=sorted(fields), tags=list(tags))
         self._store(session, facts, created.TYPE, ref, created.data())
+        if raised is not None:
+            self._store(session, facts, raised.TYPE, ref, raised.data())
         return profile
+
+    def _statement(
+        self, status: str | None, consent: dict[str, Any] | None, where: str
+    ) -> Statement | None:
+        """A caller's consent as a ledger statement: a bare status, or a ConsentIn with proof."""
+        if consent is not None:
+            if not isinstance(consent, dict):
+                raise InputError("invalid_value", where, "consent is an object")
+            try:
+                given = ConsentIn.model_validate(consent)
+            except ValidationError as exc:
+                raise _input_error(exc, where) from None
+            return Statement(
+                stated=given.status,
+                source=self.source,
+                proof=given.proof,
+                explicit=given.explicit,
+                stated_at=given.at,
+                ip=given.ip,
+                user_agent=given.user_agent,
+                evidence=dict(given.evidence),
+            )
+        if status is None or status == ProfileStatus.UNCONFIRMED.value:
+            return None
+        status = check_status(status, "status")
+        return Statement(
+            stated=status,
+            source=self.source,
+            proof=f"status {status} given at creation through the {self.source} API",
+            explicit=True,
+        )
 
     def _update(
         self, session: Session, facts: list[_StoredFact], profile: Profile, fields: dict[str, Any]
@@ -364,14 +446,9 @@ class ProfileService:
         self._fact(session, facts, ProfileUpdated(changed=changed, fields=fields), profile)
 
     def _fact(
-        self,
-        session: Session,
-        facts: list[_StoredFact],
-        fact: OwnFact,
-        profile: Profile,
-        status: str | None = None,
+        self, session: Session, facts: list[_StoredFact], fact: OwnFact, profile: Profile
     ) -> _StoredFact:
-        ref = _ref(profile, status=status)
+        ref = _ref(profile)
         return self._store(session, facts, fact.TYPE, ref, fact.data())
 
     def _store(
@@ -474,21 +551,19 @@ def _load(session: Session, profile_id: int, lock: bool = False) -> Profile:
     return profile
 
 
-def _ref(profile: Profile, status: str | None = None) -> ProfileRef:
+def _ref(profile: Profile) -> ProfileRef:
+    """The reference of a fact about a change already applied: who, never what (no consent)."""
     return ProfileRef.model_validate(
         {
             "email": profile.email,
             "external_ids": {x.source: x.external_id for x in profile.external_ids},
-            "status": status,
         }
     )
 
 
-def _build_ref(email: str, external_ids: dict[str, str] | None, status: str | None) -> ProfileRef:
+def _build_ref(email: str, external_ids: dict[str, str] | None) -> ProfileRef:
     try:
-        return ProfileRef.model_validate(
-            {"email": email, "external_ids": external_ids or {}, "status": status}
-        )
+        return ProfileRef.model_validate({"email": email, "external_ids": external_ids or {}})
     except ValidationError as exc:
         raise _input_error(exc, "profile") from None
 

@@ -1,6 +1,7 @@
 """A profile's timeline: everything that happened to it, in order.
 
-Facts, rule firings, scheduled and done actions and mails, merged by time: the answer to "why
+Facts, consent statements (the ledger), rule firings, scheduled and done actions and mails,
+merged by time: the answer to "why
 did this contact get this mail?" (``GET /api/v1/profiles/<id>/timeline``).
 """
 
@@ -12,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.models import ActionRun, ActionStatus, Fact, Message, RuleFiring
+from hub.models import ActionRun, ActionStatus, ConsentEvent, Fact, Message, RuleFiring
 from hub.times import parse_time
 
 
@@ -104,7 +105,10 @@ def profile_timeline(session: Session, profile_id: int) -> list[dict[str, Any]]:
                 "fact_id": m.fact_id,
             }
         )
-    order = {"fact": 0, "firing": 1, "action": 2, "mail": 3, "scheduled": 4}
+    consent = session.scalars(select(ConsentEvent).where(ConsentEvent.profile_id == profile_id))
+    for c in consent:
+        events.append({"at": c.recorded_at.isoformat(), "kind": "consent", **c.as_dict()})
+    order = {"fact": 0, "consent": 1, "firing": 2, "action": 3, "mail": 4, "scheduled": 5}
     events.sort(
         key=lambda e: (parse_time(e["at"]) or datetime.min.replace(tzinfo=UTC), order[e["kind"]])
     )

@@ -19,6 +19,8 @@ from hub.db import bulk_insert, bulk_update, one_of
 from hub.facts.ingest import store_facts
 from hub.facts.own import ProfileCreated, ProfileUpdated
 from hub.models import ActionRun, ActionStatus, Fact, FactStatus, RuleFiring
+from hub.profiles.consent import apply_in_batch, statement_of_ref
+from hub.profiles.records import apply_record_deletions
 from hub.profiles.resolve import ProfileRow, resolve_profile_rows
 from hub.rules.document import fact_document
 from hub.rules.history import DbContext, apply_limits
@@ -47,10 +49,12 @@ def evaluate_batch(rt: Runtime, session: Any, facts: Sequence[ClaimedFact]) -> E
     ruleset = engine.ruleset
     refs = [f.profile_ref for f in facts]
     known: dict[int, dict[str, Any]] = {}
-    profiles = resolve_profile_rows(session, refs, fields_before=known)
-    raised = _profile_facts(facts, profiles, known)
-    docs = [fact_document(f, p) for f, p in zip(facts, profiles, strict=True)]
+    resolved = resolve_profile_rows(session, refs, fields_before=known)
     now = utcnow()
+    facts, profiles = _about_someone(session, facts, resolved, now)
+    raised = _profile_facts(facts, profiles, known)
+    raised += _consent_facts(session, facts, profiles)
+    docs = [fact_document(f, p) for f, p in zip(facts, profiles, strict=True)]
     ctx = DbContext(
         session,
         now,
@@ -124,7 +128,56 @@ def evaluate_batch(rt: Runtime, session: Any, facts: Sequence[ClaimedFact]) -> E
             for f, p in zip(facts, profiles, strict=True)
         ],
     )
+    apply_record_deletions(session, facts, profiles)
     return Evaluated(jobs, _store_profile_facts(rt, session, raised))
+
+
+def _about_someone(
+    session: Any,
+    facts: Sequence[ClaimedFact],
+    resolved: Sequence[ProfileRow | None],
+    now: Any,
+) -> tuple[list[ClaimedFact], list[ProfileRow]]:
+    """The facts that name a profile, and their profiles.
+
+    The others (``create: false``, nobody known) are marked evaluated without one: no rule
+    acts on nobody.
+    """
+    kept: list[ClaimedFact] = []
+    rows: list[ProfileRow] = []
+    nobody = []
+    for fact, row in zip(facts, resolved, strict=True):
+        if row is None:
+            nobody.append(
+                {"id": fact.id, "status": FactStatus.EVALUATED.value, "evaluated_at": now}
+            )
+        else:
+            kept.append(fact)
+            rows.append(row)
+    bulk_update(session, Fact, nobody)
+    return kept, rows
+
+
+def _consent_facts(
+    session: Any, facts: Sequence[ClaimedFact], profiles: Sequence[ProfileRow]
+) -> list[dict[str, Any]]:
+    """Apply the consent the facts state (hub.profiles.consent); the facts to raise for it."""
+    statements = [
+        statement_of_ref(f.profile_ref, source=f.source, fact_id=f.id, occurred_at=f.occurred_at)
+        for f in facts
+    ]
+    if not any(statements):
+        return []
+    applied = apply_in_batch(session, statements, profiles)
+    return [
+        {
+            "fact": own,
+            "profile": row.as_dict(),
+            "source_id": f"fact-{facts[index].id}:{own.TYPE}",
+            "cause": facts[index].as_dict(),
+        }
+        for index, row, own in applied.raised
+    ]
 
 
 def _profile_facts(

@@ -86,7 +86,11 @@ def test_unless_is_checked_when_the_delay_ends(hub_runtime: Runtime, rules_dir: 
         hub_runtime,
         {
             **fact("form.submitted", email="bo@example.com"),
-            "profile": {"email": "bo@example.com", "fields": {"plan": "premium"}},
+            "profile": {
+                "email": "bo@example.com",
+                "fields": {"plan": "premium"},
+                "consent": {"status": "subscribed", "proof": "opted in at checkout"},
+            },
         },
     )
     drain_pending()

@@ -129,6 +129,7 @@ rules:
             "profile": {
                 "email": "eve@example.com",
                 "fields": {"name": "Eve\r\nBcc: x@example.com"},
+                "consent": {"status": "subscribed", "proof": "signed up"},
             },
         },
     )

@@ -27,7 +27,8 @@ def test_unsubscribe_resubscribe_and_the_hub_fact_that_follows(
             then: [{send_mail: {template: thank-you, subject: Bye, kind: transactional}}]
         """,
     )
-    post(hub_runtime, fact("form.submitted", form="unsubscribe"))
+    opted_in = {"email": "ann@example.com", "consent": {"status": "subscribed", "proof": "form"}}
+    post(hub_runtime, {**fact("form.submitted", form="unsubscribe"), "profile": opted_in})
     settle(hub_runtime)
     assert profile(hub_runtime).status == "unsubscribed"
     assert fired(hub_runtime)[-1] == "bye"

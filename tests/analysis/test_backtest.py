@@ -12,7 +12,7 @@ from hub.rules.engine import RuleEngine
 from hub.rules.reader import load_rules
 from hub.runtime import Runtime
 from hub.worker.drain import drain_pending
-from tests.analysis.test_simulate import counts
+from tests.analysis.test_simulate import CONSENT, counts
 from tests.rules.test_language import fact, post
 
 
@@ -23,6 +23,7 @@ def test_backtest_reports_fired_and_would_fire_per_rule(
         hub_runtime,
         *[
             fact("order.placed", email=f"p{i}@example.com", total=t)
+            | {"profile": {"email": f"p{i}@example.com", "consent": CONSENT}}
             for i, t in enumerate((20, 60, 150, 300))
         ],
     )

@@ -10,7 +10,12 @@ from hub.models import ActionRun, Fact, Message, Profile, RuleFiring
 from hub.queue import ALL_QUEUES, queue
 from hub.runtime import Runtime
 
-ORDER = {"type": "order.placed", "profile": {"email": "ann@example.com"}, "data": {"total": 80}}
+CONSENT = {"status": "subscribed", "proof": "opted in at checkout"}
+ORDER = {
+    "type": "order.placed",
+    "profile": {"email": "ann@example.com", "consent": CONSENT},
+    "data": {"total": 80},
+}
 
 
 def counts(rt: Runtime) -> tuple[int, ...]:

@@ -175,7 +175,8 @@ rules:
       - send_mail: {template: welcome, subject: Welcome}
 """,
     )
-    signup = {"type": "signup.done", "profile": {"email": "zoe@example.com"}}
+    opted_in = {"status": "subscribed", "proof": "signed up with the newsletter box ticked"}
+    signup = {"type": "signup.done", "profile": {"email": "zoe@example.com", "consent": opted_in}}
     gone = {**signup, "profile": {"email": "zed@example.com", "status": "unsubscribed"}}
     first = client.post("/api/v1/facts", json=[signup, gone], headers=auth).json["facts"]
     before = client.get(f"/api/v1/facts/{first[0]['id']}", headers=auth).json

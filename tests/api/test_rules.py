@@ -12,7 +12,11 @@ from hub.actions import ACTIONS
 from hub.rules.reader import load_rules
 from tests.conftest import ROOT
 
-ORDER = {"type": "order.placed", "profile": {"email": "ann@example.com"}, "data": {"total": 80}}
+ORDER = {
+    "type": "order.placed",
+    "profile": {"email": "ann@example.com", "consent": {"status": "subscribed", "proof": "box"}},
+    "data": {"total": 80},
+}
 BROKEN = "rules:\n  - name: broken\n    when: {fact: order.placed, all: [{data.total: {gte: 5"
 
 

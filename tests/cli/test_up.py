@@ -209,7 +209,10 @@ def test_a_killed_worker_is_started_again_and_works_the_next_fact(
         f"{started.url}/api/v1/facts",
         json={
             "type": "order.placed",
-            "profile": {"email": "ann@example.com"},
+            "profile": {
+                "email": "ann@example.com",
+                "consent": {"status": "subscribed", "proof": "opted in at checkout"},
+            },
             "data": {"total": 80},
         },
         headers=headers,

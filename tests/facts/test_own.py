@@ -14,6 +14,7 @@ from hub.facts.own import (
     ProfileCreated,
     ProfileDeleted,
     ProfileResubscribed,
+    ProfileSubscribed,
     ProfileTagged,
     ProfileUnsubscribed,
     ProfileUpdated,
@@ -28,6 +29,10 @@ CASES = [
     (ProfileDeleted, {"id": 7}),
     (ProfileUnsubscribed, {"previous_status": "subscribed"}),
     (ProfileResubscribed, {"previous_status": "unsubscribed"}),
+    (
+        ProfileSubscribed,
+        {"previous_status": "unconfirmed", "source": "shop", "explicit": False, "proof": "box"},
+    ),
     (MailSent, {"template": "welcome", "subject": "Hi", "kind": "marketing"}),
 ]
 
@@ -41,6 +46,7 @@ def test_every_type_is_registered_under_its_name() -> None:
         "profile.deleted",
         "profile.unsubscribed",
         "profile.resubscribed",
+        "profile.subscribed",
         "mail.sent",
     }
 

@@ -230,7 +230,10 @@ def order_facts(tag: str, contacts: int, per_contact: int) -> tuple[list[dict[st
                     "type": "order.placed",
                     "source": "shop",
                     "source_id": order_id,
-                    "profile": {"email": email},
+                    "profile": {
+                        "email": email,
+                        "consent": {"status": "subscribed", "proof": "opted in at checkout"},
+                    },
                     "data": {"order_id": order_id, "total": 10 + n},
                 }
             )

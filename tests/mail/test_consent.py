@@ -11,6 +11,8 @@ from hub.models import ProfileStatus
 @pytest.mark.parametrize(
     ("status", "kind", "refused"),
     [
+        (ProfileStatus.UNCONFIRMED, MailKind.MARKETING, "profile is unconfirmed"),
+        (ProfileStatus.UNCONFIRMED, MailKind.TRANSACTIONAL, None),
         (ProfileStatus.SUBSCRIBED, MailKind.MARKETING, None),
         (ProfileStatus.SUBSCRIBED, MailKind.TRANSACTIONAL, None),
         (ProfileStatus.UNSUBSCRIBED, MailKind.MARKETING, "profile is unsubscribed"),
@@ -24,7 +26,12 @@ def test_refusal_matrix(status: ProfileStatus, kind: MailKind, refused: str | No
 
 
 def test_the_matrix_covers_every_status_and_kind() -> None:
-    assert {s.value for s in ProfileStatus} == {"subscribed", "unsubscribed", "bounced"}
+    assert {s.value for s in ProfileStatus} == {
+        "unconfirmed",
+        "subscribed",
+        "unsubscribed",
+        "bounced",
+    }
     assert {k.value for k in MailKind} == {"marketing", "transactional"}
 
 

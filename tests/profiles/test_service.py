@@ -37,12 +37,12 @@ def test_create_is_a_fact_and_readable_at_once(svc: ProfileService, hub_runtime:
     made = svc.create("Ann@Example.com", {"city": "Delft", "age": 41}, ["new"])
     assert svc.get(made["id"]) == made
     assert made["email"] == "ann@example.com" and made["fields"] == {"city": "Delft", "age": 41}
-    assert made["tags"] == ["new"] and made["status"] == "subscribed"
+    assert made["tags"] == ["new"] and made["status"] == "unconfirmed"
     assert facts(hub_runtime) == [
         (
             "profile.created",
             "soap",
-            {"email": "ann@example.com", "status": "subscribed"},
+            {"email": "ann@example.com"},
             {"fields": {"city": "Delft", "age": 41}, "changed": ["age", "city"], "tags": ["new"]},
         )
     ]
@@ -160,7 +160,7 @@ def test_tags_unsubscribe_delete_and_post_fact(svc: ProfileService, hub_runtime:
     assert [(f[0], f[3]) for f in facts(hub_runtime)][1:] == [
         ("profile.tagged", {"added": ["buyer"], "removed": []}),
         ("profile.tagged", {"added": [], "removed": ["new"]}),
-        ("profile.unsubscribed", {"previous_status": "subscribed"}),
+        ("profile.unsubscribed", {"previous_status": "unconfirmed"}),
         ("order.placed", {"total": 80}),
         ("profile.deleted", {"id": pid}),
     ]

@@ -121,7 +121,7 @@ def test_every_operation_through_zeep(soap: Any, app: Any) -> None:
         tags={"string": ["new"]},
     )
     pid = created.id
-    assert created.email == "ann@example.com" and created.status == "subscribed"
+    assert created.email == "ann@example.com" and created.status == "unconfirmed"
     assert as_dict(created) == {"age": 41, "city": "Delft"}
     assert created.tags.string == ["new"]
 

@@ -19,8 +19,13 @@ def post(rt: Runtime, *facts: dict) -> list[int]:
     return [s.id for s in stored]
 
 
+OPTED_IN = {"status": "subscribed", "proof": "ticked 'Send me news' at checkout"}
+
+
 def order(email: str = "ann@example.com", total: int = 80, **extra: Any) -> dict:
-    return {"type": "order.placed", "profile": {"email": email}, "data": {"total": total}} | extra
+    """An order of a contact who gave marketing consent (the shipped thank-you rule needs it)."""
+    profile = {"email": email, "consent": OPTED_IN}
+    return {"type": "order.placed", "profile": profile, "data": {"total": total}} | extra
 
 
 def count(rt: Runtime, model: Any, *where: Any) -> int:
@@ -90,7 +95,16 @@ def test_profiles_found_by_email_case_insensitively_and_by_external_id(
 
 
 def test_fields_a_source_sends_are_on_the_profile_before_rules_run(hub_runtime: Runtime) -> None:
-    post(hub_runtime, order(profile={"email": "dee@example.com", "fields": {"first_name": "Dee"}}))
+    post(
+        hub_runtime,
+        order(
+            profile={
+                "email": "dee@example.com",
+                "fields": {"first_name": "Dee"},
+                "consent": OPTED_IN,
+            }
+        ),
+    )
     drain_pending()
     run_jobs(hub_runtime)
     with hub_runtime.db.session() as session:

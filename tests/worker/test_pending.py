@@ -14,7 +14,7 @@ from hub.runtime import Runtime
 from hub.worker.pending import in_turn, lock_pending
 from tests.conftest import hub_env, start_hub, stop_hub, wait_until
 from tests.rules.test_language import fact, use_rules
-from tests.worker.test_evaluate import order, post
+from tests.worker.test_evaluate import OPTED_IN, order, post
 
 
 def test_pending_facts_are_taken_oldest_first(hub_runtime: Runtime) -> None:
@@ -28,7 +28,7 @@ def test_pending_facts_are_taken_oldest_first(hub_runtime: Runtime) -> None:
         first = taken[0]
         assert (first.type, first.profile_ref, first.data) == (
             "order.placed",
-            {"email": "p0@example.com"},
+            {"email": "p0@example.com", "consent": OPTED_IN},
             {"total": 0},
         )
         assert first.evaluated_at is None

@@ -1,18 +1,21 @@
-"""Magento 2 connector against the Magento stand-in: pulls, webhooks, failures, retries."""
+"""Magento 2 connector against the Magento stand-in: pulls, authentication, failures, retries.
+
+Webhooks are in ``test_magento_webhooks.py``.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
+import requests
+from requests_oauthlib import OAuth1
 from rq.registry import ScheduledJobRegistry
 
-from connectors.builtin.magento import SIGNATURE_HEADER, public_pem, sign_body
-from connectors.exceptions import RemoteRejected
+from connectors.builtin.magento import MagentoConnector
+from connectors.exceptions import ConfigInvalid, RemoteRejected
 from hub.integrations.pulls import PULL_QUEUE, run_pull, start_run
 from hub.queue import queue
 from hub.runtime import Runtime
@@ -31,13 +34,19 @@ from tests.stand_ins.magento import MagentoStandIn, customer, order, stamp
 
 # Checks of the connector's input handling run on one backend; storage is tested on both.
 ONE_BACKEND = pytest.mark.parametrize("backend", ["embedded"])
-PRIVATE_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-TOKEN = "hook-token-abc"
+BEARER_SETTING = "Allow OAuth Access Tokens to be used as standalone Bearer tokens"
 
 
 @pytest.fixture
 def shop() -> Iterator[MagentoStandIn]:
     with MagentoStandIn() as stand_in:
+        yield stand_in  # type: ignore[misc]
+
+
+@pytest.fixture
+def locked_shop() -> Iterator[MagentoStandIn]:
+    """A 2.4.4+ shop with its default: integration tokens are no bearer tokens."""
+    with MagentoStandIn(bearer_enabled=False) as stand_in:
         yield stand_in  # type: ignore[misc]
 
 
@@ -53,22 +62,21 @@ def configure(rt: Runtime, shop: MagentoStandIn, **extra: Any) -> None:
         "shop",
         "magento",
         base_url=shop.url,
-        access_token=shop.token,
-        webhook_public_key=public_pem(PRIVATE_KEY),
-        webhook_token=TOKEN,
         page_size=2,
         timeout_seconds=0.3,
-        **extra,
+        **({"access_token": shop.token} | extra),
     )
 
 
-def signed(body: dict[str, Any] | bytes) -> tuple[bytes, dict[str, str]]:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return raw, {
-        "Content-Type": "application/json",
-        "Authorization": f"Bearer {TOKEN}",
-        SIGNATURE_HEADER: sign_body(PRIVATE_KEY, raw),
-    }
+def oauth1(shop: MagentoStandIn, **changes: str) -> dict[str, str]:
+    """The settings of ``auth: oauth1`` with the integration's four credentials."""
+    return {
+        "auth": "oauth1",
+        "access_token": shop.token,
+        "access_token_secret": shop.token_secret,
+        "consumer_key": shop.consumer_key,
+        "consumer_secret": shop.consumer_secret,
+    } | changes
 
 
 def test_pull_customers_into_profiles(rt: Runtime, shop: MagentoStandIn) -> None:
@@ -145,109 +153,6 @@ def test_orders_of_customers_and_guests(rt: Runtime, shop: MagentoStandIn) -> No
     guest = profile_by_email(rt, "guest@example.com")
     assert guest is not None and guest["external_ids"] == {}
     assert profile_by_external(rt, "magento", "1")["email"] == "customer1@example.com"
-
-
-def test_webhook_customer_saved_and_replayed(
-    client: Any, rt: Runtime, shop: MagentoStandIn
-) -> None:
-    configure(rt, shop)
-    payload = {
-        "eventName": "observer.customer_save_after",
-        "data": {"customer": customer(42) | {"entity_id": 42}},
-    }
-    body, headers = signed(payload)
-    first = client.post("/connectors/shop/webhook", data=body, headers=headers)
-    assert first.status_code == 200, first.get_json()
-    assert [f["status"] for f in first.get_json()["facts"]] == ["accepted"]
-
-    replay = client.post("/connectors/shop/webhook", data=body, headers=headers)
-    assert replay.status_code == 200
-    assert replay.get_json()["facts"] == [{"id": first.get_json()["facts"][0]["id"],
-                                           "status": "duplicate"}]  # fmt: skip
-    assert fact_count(rt) == 1
-    run_jobs(rt)
-    assert profile_by_external(rt, "magento", "42")["fields"]["last_name"] == "Last42"
-
-
-@ONE_BACKEND
-def test_webhook_order_saved(client: Any, rt: Runtime, shop: MagentoStandIn) -> None:
-    configure(rt, shop)
-    data = order(7, email="g@example.com", customer_id=None, created=5)
-    body, headers = signed(
-        {"eventName": "observer.sales_order_save_after", "data": {"order": data}}
-    )
-    resp = client.post("/connectors/shop/webhook", data=body, headers=headers)
-    assert resp.status_code == 200
-    assert [f.type for f in facts(rt)] == ["order.placed"]
-
-
-@ONE_BACKEND
-@pytest.mark.parametrize(
-    "tamper",
-    ["no-signature", "wrong-signature", "body-changed", "no-token", "wrong-token"],
-)
-def test_webhook_bad_signature_is_401_and_stores_nothing(
-    client: Any, rt: Runtime, shop: MagentoStandIn, tamper: str
-) -> None:
-    configure(rt, shop)
-    payload = {"eventName": "observer.customer_save_after", "data": {"customer": customer(1)}}
-    body, headers = signed(payload)
-    if tamper == "no-signature":
-        del headers[SIGNATURE_HEADER]
-    elif tamper == "wrong-signature":
-        headers[SIGNATURE_HEADER] = sign_body(PRIVATE_KEY, body + b" ")
-    elif tamper == "body-changed":
-        body = body.replace(b"customer1@", b"intruder1@")
-    elif tamper == "no-token":
-        del headers["Authorization"]
-    else:
-        headers["Authorization"] = "Bearer guess"
-    resp = client.post("/connectors/shop/webhook", data=body, headers=headers)
-    assert resp.status_code == 401
-    assert resp.get_json()["error"] == "invalid_signature"
-    assert fact_count(rt) == 0
-
-
-@ONE_BACKEND
-@pytest.mark.parametrize(
-    ("payload", "field"),
-    [
-        (b"{not json", ""),
-        ({"eventName": "observer.catalog_product_save_after", "data": {}}, "eventName"),
-        ({"eventName": "observer.customer_save_after", "data": {}}, "data.customer"),
-        (
-            {"eventName": "observer.customer_save_after", "data": {"customer": {"id": 1}}},
-            "data.customer.email",
-        ),
-        (
-            {
-                "eventName": "observer.customer_save_after",
-                "data": {"customer": customer(1) | {"email": "not-an-email"}},
-            },
-            "data.customer.email",
-        ),
-        (
-            {
-                "eventName": "observer.sales_order_save_after",
-                "data": {
-                    "order": order(1, email="a@b.example", customer_id=None)
-                    | {"grand_total": "lots"}
-                },
-            },
-            "data.order.grand_total",
-        ),
-    ],
-)
-def test_webhook_malformed_payload_is_400_naming_the_field(
-    client: Any, rt: Runtime, shop: MagentoStandIn, payload: Any, field: str
-) -> None:
-    configure(rt, shop)
-    body, headers = signed(payload)
-    resp = client.post("/connectors/shop/webhook", data=body, headers=headers)
-    assert resp.status_code == 400, resp.get_json()
-    assert resp.get_json()["error"] == "invalid_payload"
-    assert resp.get_json()["field"] == field
-    assert fact_count(rt) == 0
 
 
 @ONE_BACKEND
@@ -336,3 +241,156 @@ def test_test_connection_counts_customers(shop: MagentoStandIn) -> None:
     bad = MagentoConnector("shop", {"base_url": shop.url, "access_token": "wrong"})
     with pytest.raises(RemoteRejected, match="HTTP 401"):
         bad.test_connection()
+
+
+# -- authentication: OAuth 1.0a and the 2.4.4 bearer setting ---------------------------------
+
+
+def test_oauth1_pull_against_a_shop_that_refuses_bearer_tokens(
+    rt: Runtime, locked_shop: MagentoStandIn
+) -> None:
+    shop = locked_shop
+    shop.put_customers(*(customer(i) for i in range(1, 4)))
+    shop.put_orders(order(1, email="customer1@example.com", customer_id=1, configurable=True))
+    configure(rt, shop, **oauth1(shop))
+    customers = start_run(rt, "shop", "customers")
+    orders = start_run(rt, "shop", "orders")
+    run_jobs(rt)
+
+    assert run(rt, customers)["status"] == "succeeded", run(rt, customers)
+    assert run(rt, orders)["status"] == "succeeded", run(rt, orders)
+    assert profile_by_external(rt, "magento", "3") is not None
+    # every request was signed, and the shop verified every signature (searchCriteria included)
+    assert shop.requests and shop.oauth_verified == len(shop.requests)
+    for r in shop.requests:
+        auth = r.header("Authorization") or ""
+        assert auth.startswith("OAuth ") and 'oauth_signature_method="HMAC-SHA256"' in auth
+        assert shop.token_secret not in auth and shop.consumer_secret not in auth
+    # a configurable product's child line is no order line; the total is the order's
+    (placed,) = facts(rt, type="order.placed")
+    assert [i["product_type"] for i in placed.data["items"]] == ["configurable", "simple"]
+    assert placed.data["total"] == 99.5
+
+
+@ONE_BACKEND
+def test_bearer_token_refused_by_the_shop_says_what_to_change(
+    rt: Runtime, locked_shop: MagentoStandIn
+) -> None:
+    locked_shop.put_customers(customer(1))
+    configure(rt, locked_shop)  # auth: bearer, the default
+    run_id = start_run(rt, "shop", "customers")
+    run_jobs(rt)
+    result = run(rt, run_id)
+    assert result["status"] == "failed" and result["attempts"] == 1  # no retry: it cannot pass
+    assert "HTTP 401" in result["error"]
+    # Magento's own message, placeholders filled in, and the way out
+    assert "The consumer isn't authorized to access Magento_Customer::customer" in result["error"]
+    assert BEARER_SETTING in result["error"] and "auth to oauth1" in result["error"]
+    assert fact_count(rt) == 0
+
+    connector = MagentoConnector("shop", {"base_url": locked_shop.url,
+                                          "access_token": locked_shop.token})  # fmt: skip
+    with pytest.raises(RemoteRejected, match=BEARER_SETTING):
+        connector.test_connection()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"access_token_secret": "wrong"}, "The signature is invalid. Verify and try again"),
+        ({"consumer_secret": "wrong"}, "The signature is invalid. Verify and try again"),
+        ({"consumer_key": "unknown"}, "A consumer having the specified key does not exist"),
+    ],
+)
+def test_oauth1_with_wrong_credentials_fails_with_magentos_message(
+    locked_shop: MagentoStandIn, change: dict[str, str], message: str
+) -> None:
+    connector = MagentoConnector(
+        "shop", {"base_url": locked_shop.url, **oauth1(locked_shop, **change)}
+    )
+    with pytest.raises(RemoteRejected, match=message) as caught:
+        connector.test_connection()
+    assert caught.value.status == 401 and "four credentials" in str(caught.value)
+    assert locked_shop.oauth_verified == 0
+
+
+def test_oauth1_test_connection(locked_shop: MagentoStandIn) -> None:
+    locked_shop.put_customers(customer(1), customer(2))
+    connector = MagentoConnector("shop", {"base_url": locked_shop.url, **oauth1(locked_shop)})
+    assert connector.test_connection().endswith(": 2 customers")
+    assert locked_shop.oauth_verified == 1
+
+
+def test_stand_in_checks_signatures_as_magento_does(locked_shop: MagentoStandIn) -> None:
+    """The stand-in refuses what Magento 2.4 refuses, so the OAuth tests can fail."""
+    url = f"{locked_shop.url}/rest/V1/customers/search"
+    params = {"searchCriteria[pageSize]": "1"}
+    key = (locked_shop.consumer_key, locked_shop.consumer_secret,
+           locked_shop.token, locked_shop.token_secret)  # fmt: skip
+    sha1 = requests.get(url, params=params, auth=OAuth1(*key, signature_method="HMAC-SHA1"))
+    assert sha1.status_code == 400
+    assert sha1.content == (
+        b'{"message":"Signature method %1 is not supported","parameters":["HMAC-SHA1"]}'
+    )
+    good = OAuth1(*key, signature_method="HMAC-SHA256")
+    assert requests.get(url, params=params, auth=good).status_code == 200
+    # a parameter changed after signing (the query is part of the signature base string)
+    prepared = requests.Request("GET", url, params=params, auth=good).prepare()
+    prepared.url = prepared.url.replace("pageSize%5D=1", "pageSize%5D=2")
+    tampered = requests.Session().send(prepared)
+    assert tampered.status_code == 401
+    assert tampered.json() == {"message": "The signature is invalid. Verify and try again."}
+
+
+def test_oauth1_needs_all_four_credentials() -> None:
+    with pytest.raises(ConfigInvalid) as caught:
+        MagentoConnector.validate_config(
+            {"base_url": "https://shop.example", "auth": "oauth1", "access_token": "t"}
+        )
+    assert {p.field for p in caught.value.problems} == {
+        "access_token_secret",
+        "consumer_key",
+        "consumer_secret",
+    }
+
+
+# -- consent from customer reads ----------------------------------------------------------
+
+
+def test_pulled_is_subscribed_maps_to_consent_and_false_states_nothing(
+    rt: Runtime, shop: MagentoStandIn
+) -> None:
+    shop.put_customers(customer(1, subscribed=True), customer(2, subscribed=False))
+    configure(rt, shop)
+    start_run(rt, "shop", "customers")
+    run_jobs(rt)
+    yes, no = profile_by_external(rt, "magento", "1"), profile_by_external(rt, "magento", "2")
+    assert yes is not None and yes["status"] == "subscribed"
+    assert no is not None and no["status"] == "unconfirmed"  # false: no consent known
+    fact = next(f for f in facts(rt) if f.data["customer_id"] == "1")
+    consent = fact.profile_ref["consent"]
+    assert consent["status"] == "subscribed" and not consent.get("explicit")
+    assert "is_subscribed=true" in consent["proof"]
+    assert "consent" not in next(f for f in facts(rt) if f.data["customer_id"] == "2").profile_ref
+
+
+@ONE_BACKEND
+def test_is_subscribed_neither_unsubscribes_nor_resubscribes(
+    client: Any, auth: dict[str, str], rt: Runtime, shop: MagentoStandIn
+) -> None:
+    shop.put_customers(customer(1, subscribed=True), customer(2, subscribed=True))
+    configure(rt, shop)
+    start_run(rt, "shop", "customers")
+    run_jobs(rt)
+    assert profile_by_external(rt, "magento", "1")["status"] == "subscribed"
+    # customer 1 unsubscribes from the hub's mail; customer 2's flag turns false in the shop
+    one = profile_by_external(rt, "magento", "1")["id"]
+    resp = client.post(f"/api/v1/profiles/{one}/unsubscribe", headers=auth)
+    assert resp.status_code == 200, resp.get_json()
+    shop.put_customers(customer(1, updated=50, subscribed=True),
+                       customer(2, updated=50, subscribed=False))  # fmt: skip
+    start_run(rt, "shop", "customers")
+    run_jobs(rt)
+    # a plain sync of "true" does not re-subscribe; "false" is no opt-out
+    assert profile_by_external(rt, "magento", "1")["status"] == "unsubscribed"
+    assert profile_by_external(rt, "magento", "2")["status"] == "subscribed"
