@@ -32,6 +32,17 @@ MAX_FIELD_ITEMS = 100  # values in a list-valued custom field
 MAX_DEPTH = 32
 
 
+def aware_time(value: datetime | None) -> datetime | None:
+    """A time a caller sent, made aware (naive is UTC); ValueError if UTC cannot hold it."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    if not in_utc_range(value):
+        raise ValueError("is outside the years 1 to 9999 once converted to UTC")
+    return value
+
+
 MAX_EVIDENCE = 20  # named pieces of proof a consent statement may carry besides its own fields
 EvidenceValue = str | int | float | bool | None
 
@@ -60,13 +71,7 @@ class ConsentIn(BaseModel):
     @field_validator("at")
     @classmethod
     def _at(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        if not in_utc_range(value):
-            raise ValueError("is outside the years 1 to 9999 once converted to UTC")
-        return value
+        return aware_time(value)
 
     @field_validator("evidence")
     @classmethod
@@ -197,13 +202,7 @@ class FactIn(BaseModel):
     @field_validator("occurred_at")
     @classmethod
     def _occurred_at(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        if not in_utc_range(value):
-            raise ValueError("is outside the years 1 to 9999 once converted to UTC")
-        return value
+        return aware_time(value)
 
 
 def check_json_value(value: Any, path: str) -> Any:
