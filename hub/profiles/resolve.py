@@ -132,21 +132,20 @@ def _insert_new(
     by_ext: dict[Any, Any],
 ) -> bool:
     """Insert a profile for each new email (``ON CONFLICT DO NOTHING``); True if any was new."""
-    new_emails: dict[str, str] = {}
-    for ref in refs:
-        if (
-            _find(ref, by_email, by_ext) is None
-            and ref.get("email")
-            and ref.get("create") is not False
-        ):
-            new_emails.setdefault(ref["email"], ProfileStatus.UNCONFIRMED.value)
+    new_emails = {
+        ref["email"]
+        for ref in refs
+        if ref.get("email")
+        and ref.get("create") is not False
+        and _find(ref, by_email, by_ext) is None
+    }
     if new_emails:
         stmt = dialect_insert(session, Profile.__table__).on_conflict_do_nothing(
             index_elements=["email"]
         )
         # in one order for every worker: two inserting the same new contacts in different
         # orders would each wait for the other's row lock (a deadlock on PostgreSQL)
-        rows = [_new_profile_row(e, s) for e, s in sorted(new_emails.items())]
+        rows = [_new_profile_row(e) for e in sorted(new_emails)]
         session.execute(stmt, rows)
     return bool(new_emails)
 
@@ -204,7 +203,7 @@ def _lookup_rows(
 
 
 def _insert_without_email(session: Session) -> ProfileRow:
-    values = _new_profile_row(None, ProfileStatus.UNCONFIRMED.value)
+    values = _new_profile_row(None)
     profiles = cast(Table, Profile.__table__)
     new_id = session.execute(insert(profiles).returning(Profile.id), values).scalar_one()
     return ProfileRow(id=new_id, **values)
@@ -227,11 +226,12 @@ def merge_fields(profile: Profile | ProfileRow, fields: dict[str, Any]) -> list[
 _UNSET = object()
 
 
-def _new_profile_row(email: str | None, status: str) -> dict[str, Any]:
+def _new_profile_row(email: str | None) -> dict[str, Any]:
+    """A new profile: no consent known (its statement, if any, is applied after)."""
     now = utcnow()
     return {
         "email": email,
-        "status": status,
+        "status": ProfileStatus.UNCONFIRMED.value,
         "fields": {},
         "tags": [],
         "created_at": now,

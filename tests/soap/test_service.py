@@ -4,8 +4,6 @@ bad input and hostile XML each get a fault with a stable code, and nothing is st
 from __future__ import annotations
 
 import copy
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +11,6 @@ import requests
 import zeep
 from lxml import etree
 from sqlalchemy import func, select
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from hub import runtime
 from hub.models import Fact, Profile, RuleFiring
@@ -36,22 +33,6 @@ OPERATIONS = {
     "Profile_remove",
     "Profile_postFact",
 }
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def hub_url(app: Any) -> Iterator[str]:
-    """The hub's WSGI app served over real HTTP on a free loopback port."""
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
 
 
 @pytest.fixture

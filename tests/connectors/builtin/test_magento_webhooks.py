@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +16,6 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from connectors.builtin.magento import SIGNATURE_HEADER, _verify_signature, sign_body
 from hub.integrations.models import RefusedDelivery
@@ -37,22 +34,6 @@ from tests.stand_ins.magento import SAMPLES, AdobeWebhooks, php_json, sample
 TOKEN = "hook-token-abc"
 SUCCESS = {"op": "success"}
 ONE_BACKEND = pytest.mark.parametrize("backend", ["embedded"])
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def hub_url(app: Any) -> Iterator[str]:
-    """The hub's WSGI app served over real HTTP on a free loopback port."""
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
 
 
 @pytest.fixture(scope="module")
