@@ -18,6 +18,7 @@ from hub.actions.ledger import action_job, begin
 from hub.facts.own import ProfileCreated, ProfileUpdated
 from hub.facts.schema import EMAIL
 from hub.models import ExternalId, Profile, ProfileStatus
+from hub.profiles.consent import Statement, apply_statement
 from hub.profiles.resolve import resolve_profiles
 from hub.rules.actions import ActionSpec
 from hub.templates import render_value, template_problems
@@ -76,6 +77,17 @@ def create_profile(
             return outcome
         created = not _exists(act.session, email, ref["external_ids"])
         (target,) = resolve_profiles(act.session, [ref])
+        if created and p.status is not None:  # the rule's statement, kept in the ledger
+            apply_statement(
+                act.session,
+                target,
+                Statement(
+                    stated=p.status.value,
+                    source=f"rule:{rule_name}"[:200],
+                    proof=f"create_profile of rule {rule_name!r} on fact {fact_id}",
+                    fact_id=fact_id,
+                ),
+            )
         act.session.flush()
         result = target.as_dict()
         outcome = f"{'created' if created else 'found'} profile {result['id']}"

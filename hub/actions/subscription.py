@@ -15,6 +15,7 @@ from hub.actions.hub_facts import raise_fact
 from hub.actions.ledger import action_job, begin
 from hub.facts.own import OwnFact, ProfileResubscribed, ProfileUnsubscribed
 from hub.models import ProfileStatus
+from hub.profiles.consent import Statement, apply_statement
 from hub.rules.actions import ActionSpec, Raised, Shown
 
 BOUNCED_REFUSAL = "not resubscribed: the address bounced"
@@ -42,10 +43,21 @@ def _set_status(
         if target == ProfileStatus.SUBSCRIBED.value and before == ProfileStatus.BOUNCED.value:
             act.skip(action, BOUNCED_REFUSAL)
             return BOUNCED_REFUSAL
-        act.profile.status = target
-        if before == target:
-            act.done(action, f"already {target}")
-            return f"already {target}"
+        _, decision = apply_statement(  # the ledger keeps it, with the rule's fact as proof
+            act.session,
+            act.profile,
+            Statement(
+                stated=target,
+                source=f"rule:{rule_name}"[:200],
+                proof=f"{action} action of rule {rule_name!r} on fact {fact_id}",
+                explicit=True,
+                fact_id=fact_id,
+            ),
+        )
+        if decision.after == before:  # already so, or a bounced address stays bounced
+            said = f"already {target}" if before == target else f"stays {before}"
+            act.done(action, said)
+            return said
         act.done(action, f"{before} -> {target}")
         raise_fact(
             act.rt,

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import select
+
+from hub.models import ActionRun
+from hub.profiles.consent import ledger
 from hub.runtime import Runtime
 from tests.rules.test_language import fact, fired, post, profile, settle, use_rules
 
@@ -44,3 +48,29 @@ def test_unsubscribe_resubscribe_and_the_hub_fact_that_follows(
     )
     settle(hub_runtime)
     assert profile(hub_runtime, "x@example.com").status == "bounced"  # never resubscribed
+
+
+def test_rule_actions_are_kept_in_the_consent_ledger(hub_runtime: Runtime, rules_dir: Path) -> None:
+    """The rule and its fact are the proof; a bounced address stays bounced and says so."""
+    use_rules(
+        hub_runtime,
+        rules_dir,
+        """
+        rules:
+          - name: stop
+            when: {fact: form.submitted, all: [data.form: unsubscribe]}
+            then: [{unsubscribe: {}}]
+        """,
+    )
+    bounced = {"email": "b@example.com", "status": "bounced"}
+    (fid,) = post(hub_runtime, {**fact("form.submitted", form="unsubscribe"), "profile": bounced})
+    settle(hub_runtime)
+    target = profile(hub_runtime, "b@example.com")
+    assert target.status == "bounced"
+    with hub_runtime.db.session() as s:
+        run = s.scalars(select(ActionRun).where(ActionRun.fact_id == fid)).one()
+        assert (run.status, run.outcome) == ("done", "stays bounced")
+        rows = ledger(s, target.id)
+    by_rule = [r for r in rows if r["source"] == "rule:stop"]
+    assert len(by_rule) == 1 and by_rule[0]["outcome"] == "ignored"
+    assert f"fact {fid}" in by_rule[0]["proof"] and by_rule[0]["explicit"] is True
