@@ -7,6 +7,7 @@ name instead of taking the hub down with it.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import threading
 from dataclasses import dataclass
@@ -48,8 +49,15 @@ class Registry:
         try:
             return self.connectors[name]
         except KeyError:
-            known = ", ".join(sorted(self.connectors)) or "none"
-            raise UnknownConnector(f"no connector named {name!r} (installed: {known})") from None
+            pass
+        if name in self.broken:
+            raise UnknownConnector(
+                f"connector {name!r} is installed but failed to load: {self.broken[name]}"
+            )
+        known = ", ".join(sorted(self.connectors)) or "none"
+        close = difflib.get_close_matches(name, list(self.connectors), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UnknownConnector(f"no connector named {name!r} (installed: {known}){hint}")
 
 
 _registry: Registry | None = None

@@ -38,6 +38,15 @@ def test_cli_add_reports_every_problem_and_saves_nothing(settings: Settings) -> 
 
 
 @ONE_BACKEND
+def test_cli_add_of_an_unknown_type_names_the_installed_ones(settings: Settings) -> None:
+    result = _cli(settings, "connectors", "add", "shop", "magneto", "--set", "base_url=http://x")
+    assert result.exit_code == 1
+    assert "no connector named 'magneto' (installed: drupal, exact, magento)" in result.output
+    assert "did you mean 'magento'?" in result.output
+    assert "shop" not in _cli(settings, "connectors", "list").output
+
+
+@ONE_BACKEND
 def test_cli_add_list_and_secrets_masked(settings: Settings) -> None:
     result = _cli(
         settings, "connectors", "add", "erp", "exact", "--set", "division=12",

@@ -22,5 +22,7 @@ def test_a_broken_plugin_is_reported_not_fatal(monkeypatch: pytest.MonkeyPatch) 
     assert "cannot import" in found.broken["ghost"]
     assert "differs from the class's name 'drupal'" in found.broken["misnamed"]
     assert "not a subclass" in found.broken["notaconnector"]
-    with pytest.raises(registry.UnknownConnector, match="installed: magento"):
+    with pytest.raises(registry.UnknownConnector, match="ghost' is installed but failed to load"):
         found.get("ghost")
+    with pytest.raises(registry.UnknownConnector, match=r"installed: magento\); did you mean"):
+        found.get("magneto")

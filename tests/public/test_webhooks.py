@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import requests
 from sqlalchemy import func, select
 
 from hub.integrations.models import ConnectorInstance
@@ -50,4 +51,16 @@ def test_secrets_sealed_under_another_key_are_503_without_saying_more(
     answer = client.post("/connectors/erp/webhook", data=b"{}")
     assert answer.status_code == 503
     assert answer.json["message"] == "this instance's secrets cannot be read"
+    assert facts(hub_runtime) == 0
+
+
+def test_an_instance_added_while_the_hub_runs_answers_at_once(
+    hub_url: str, hub_runtime: Runtime
+) -> None:
+    """No restart: each delivery reads its instance, so one saved by the CLI works at once."""
+    before = requests.post(f"{hub_url}/connectors/late/webhook", data=b"", timeout=10)
+    assert before.status_code == 404
+    save_instance(hub_runtime.db, SecretBox(hub_runtime.settings.secret_key), "late", "exact", ERP)
+    after = requests.post(f"{hub_url}/connectors/late/webhook", data=b"", timeout=10)
+    assert after.status_code == 200 and after.content == b""  # Exact's validation POST
     assert facts(hub_runtime) == 0
