@@ -24,7 +24,10 @@ HUB_FACT_TYPES = tuple(OWN_FACTS) + (
     "mail.clicked",
     "mail.bounced",
     "form.submitted",
+    "form.draft",
+    "form.deleted",
     "survey.completed",
+    "record.deleted",
 )
 KNOWN_FACT_TYPES = HUB_FACT_TYPES + (
     "order.placed",
@@ -37,6 +40,7 @@ KNOWN_FACT_TYPES = HUB_FACT_TYPES + (
     "customer.updated",
     "invoice.created",
     "invoice.paid",
+    "exact.record.deleted",
     "newsletter.subscribed",
 )
 
