@@ -40,6 +40,12 @@ class Settings:
     pull_retry_delays: tuple[int, ...] = (30, 120, 600)  # connector pull retries, seconds
     # networks and hosts webhooks may reach although not public (hub/outbound.py)
     webhook_allow: tuple[str, ...] = ()
+    # where contacts reach the hub: unsubscribe, tracking and form links in mails
+    public_url: str = "http://127.0.0.1:8000"
+    # the address bounces come back to: ``bounces+<message token>@<domain>`` (VERP); by
+    # default the domain of ``mail_from``
+    bounce_address: str | None = None
+    list_id: str | None = None  # the List-Id of marketing mail; default from mail_from's domain
 
     @property
     def resolved_database_url(self) -> str:
@@ -142,7 +148,23 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         sweep_interval_seconds=_positive_int(env, "HUB_SWEEP_INTERVAL_SECONDS", 30),
         pull_retry_delays=_delays(env, "HUB_PULL_RETRY_DELAYS", (30, 120, 600)),
         webhook_allow=_allow_list(env, "HUB_WEBHOOK_ALLOW"),
+        public_url=(
+            _url(env, "HUB_PUBLIC_URL", ("http", "https")) or "http://127.0.0.1:8000"
+        ).rstrip("/"),
+        bounce_address=_address(env, "HUB_BOUNCE_ADDRESS"),
+        list_id=env.get("HUB_LIST_ID", "").strip() or None,
     )
+
+
+def _address(env: Mapping[str, str], name: str) -> str | None:
+    """An address ``local@domain`` (no display name), or None when not set."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    local, at, domain = raw.rpartition("@")
+    if not at or not local or "." not in domain or any(c in raw for c in " <>,;\r\n"):
+        raise ConfigError(name, f"expected an address such as bounces@example.com, got {raw!r}")
+    return raw
 
 
 def _allow_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -307,6 +308,20 @@ class Message(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    # The mail loop (hub/mail/): what kind of mail, where its bounces come back, which links
+    # it held (a click may only go to one of them), and the first time of each result. The
+    # events themselves are ``mail_events`` rows; a campaign's recipients name their message.
+    kind: Mapped[str] = mapped_column(String(20), default="marketing", server_default="marketing")
+    return_path: Mapped[str | None] = mapped_column(String(320))
+    links: Mapped[list[str] | None] = mapped_column(JSON)
+    tracking: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    delivered_at: Mapped[datetime | None]
+    opened_at: Mapped[datetime | None]
+    clicked_at: Mapped[datetime | None]
+    bounced_at: Mapped[datetime | None]
+    complained_at: Mapped[datetime | None]
+    unsubscribed_at: Mapped[datetime | None]
 
 
 class ApiKey(Base):

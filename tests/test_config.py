@@ -30,6 +30,9 @@ def test_embedded_defaults(tmp_path: Path) -> None:
         ({"HUB_SECRET_KEY": "short"}, "HUB_SECRET_KEY"),
         ({"HUB_FACT_BATCH_SIZE": "many"}, "HUB_FACT_BATCH_SIZE"),
         ({"HUB_MAX_FACTS_PER_REQUEST": "0"}, "HUB_MAX_FACTS_PER_REQUEST"),
+        ({"HUB_PUBLIC_URL": "ftp://hub.example"}, "HUB_PUBLIC_URL"),
+        ({"HUB_BOUNCE_ADDRESS": "Bounces <b@x.example>"}, "HUB_BOUNCE_ADDRESS"),
+        ({"HUB_BOUNCE_ADDRESS": "nobody"}, "HUB_BOUNCE_ADDRESS"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, env: dict, variable: str) -> None:
@@ -51,3 +54,19 @@ def test_production_settings(tmp_path: Path) -> None:
     )
     assert settings.resolved_database_url == "postgresql+psycopg://hub@db/hub"
     assert "x" * 32 not in repr(settings)  # the secret is kept out of logs
+
+
+def test_mail_loop_settings(tmp_path: Path) -> None:
+    defaults = from_env({"HUB_HOME": str(tmp_path)})
+    assert defaults.public_url == "http://127.0.0.1:8000" and defaults.bounce_address is None
+    settings = from_env(
+        {
+            "HUB_HOME": str(tmp_path),
+            "HUB_PUBLIC_URL": "https://hub.example.com/",
+            "HUB_BOUNCE_ADDRESS": "bounces@mx.example.com",
+            "HUB_LIST_ID": "News <news.example.com>",
+        }
+    )
+    assert settings.public_url == "https://hub.example.com"  # no trailing slash in links
+    assert settings.bounce_address == "bounces@mx.example.com"
+    assert settings.list_id == "News <news.example.com>"
