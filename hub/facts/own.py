@@ -101,6 +101,50 @@ class MailSent(OwnFact):
     kind: str
 
 
+class MailResult(OwnFact):
+    """What came back of one mail: which message (its ``Message-ID``), from which template.
+
+    ``campaign`` names the campaign the mail belonged to, if any.
+    """
+
+    message_id: str
+    template: str
+    campaign: str | None = None
+
+
+class MailOpened(MailResult):
+    """The open pixel of a mail was fetched; ``machine`` when a proxy or scanner did it."""
+
+    TYPE = "mail.opened"
+    machine: bool = False
+    machine_reason: str | None = None
+
+
+class MailClicked(MailResult):
+    """A tracked link of a mail was followed (``link``: its number in the mail, from 0)."""
+
+    TYPE = "mail.clicked"
+    link: int
+    url: str
+    machine: bool = False
+    machine_reason: str | None = None
+
+
+class MailBounced(MailResult):
+    """A bounce came back: ``kind`` hard, soft or block, the RFC 3463 ``code``, the text."""
+
+    TYPE = "mail.bounced"
+    kind: str
+    code: str | None = None
+    diagnostic: str | None = None
+
+
+class MailComplained(MailResult):
+    """The recipient reported the mail as spam (an ARF feedback report, RFC 5965)."""
+
+    TYPE = "mail.complained"
+
+
 OWN_FACTS: dict[str, type[OwnFact]] = {
     cls.TYPE: cls
     for cls in (
@@ -112,5 +156,9 @@ OWN_FACTS: dict[str, type[OwnFact]] = {
         ProfileSubscribed,
         ProfileResubscribed,
         MailSent,
+        MailOpened,
+        MailClicked,
+        MailBounced,
+        MailComplained,
     )
 }

@@ -20,9 +20,6 @@ from hub.rules.model import Rule
 HUB_FACT_TYPES = tuple(OWN_FACTS) + (
     "profile.bounced",
     "profile.registered",
-    "mail.opened",
-    "mail.clicked",
-    "mail.bounced",
     "form.submitted",
     "form.draft",
     "form.deleted",

@@ -9,6 +9,10 @@ from pydantic import ValidationError
 
 from hub.facts.own import (
     OWN_FACTS,
+    MailBounced,
+    MailClicked,
+    MailComplained,
+    MailOpened,
     MailSent,
     OwnFact,
     ProfileCreated,
@@ -34,6 +38,21 @@ CASES = [
         {"previous_status": "unconfirmed", "source": "shop", "explicit": False, "proof": "box"},
     ),
     (MailSent, {"template": "welcome", "subject": "Hi", "kind": "marketing"}),
+    (MailOpened, {"message_id": "<a@x>", "template": "welcome", "machine": False}),
+    (
+        MailClicked,
+        {
+            "message_id": "<a@x>",
+            "template": "news",
+            "campaign": "spring",
+            "link": 2,
+            "url": "https://shop.example/sale",
+            "machine": True,
+            "machine_reason": "link scanner",
+        },
+    ),
+    (MailBounced, {"message_id": "<a@x>", "template": "news", "kind": "hard", "code": "5.1.1"}),
+    (MailComplained, {"message_id": "<a@x>", "template": "news"}),
 ]
 
 
@@ -48,6 +67,10 @@ def test_every_type_is_registered_under_its_name() -> None:
         "profile.resubscribed",
         "profile.subscribed",
         "mail.sent",
+        "mail.opened",
+        "mail.clicked",
+        "mail.bounced",
+        "mail.complained",
     }
 
 
